@@ -1,0 +1,140 @@
+"""The one place vlaops imports ``lerobot``: writing and opening LeRobot v3.0 datasets.
+
+Writing goes through lerobot's own writer (``LeRobotDataset.create`` / ``add_frame`` /
+``save_episode`` / ``finalize``) with streaming video encoding — frames go straight to an encoder
+thread per camera instead of through temporary PNG files — and shards written in parallel are
+joined with lerobot's ``aggregate_datasets`` (videos are concatenated by stream copy, not
+re-encoded).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vlaops.data.raw import Episode
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+log = logging.getLogger(__name__)
+
+STATE, ACTION = "observation.state", "action"
+# lerobot's codec names; h264 decodes everywhere (browsers, torchcodec, PyAV) and encodes ~2× faster
+# than AV1 on a CPU.
+VIDEO_CODECS = ("h264", "libsvtav1", "hevc")
+
+
+def image_key(camera: str) -> str:
+    return f"observation.images.{camera}"
+
+
+def features(
+    state_dim: int,
+    action_dim: int,
+    image_shapes: dict[str, tuple[int, int, int]],
+    extra_dims: dict[str, int],
+    names: Sequence[str] | None = None,
+) -> dict:
+    """LeRobot feature spec: one video per camera, state, action and optional extra vectors."""
+    def vector(dim: int) -> dict:
+        return {"dtype": "float32", "shape": (dim,), "names": list(names) if names and len(names) == dim else None}
+
+    spec = {
+        image_key(cam): {"dtype": "video", "shape": shape, "names": ["height", "width", "channels"]}
+        for cam, shape in image_shapes.items()
+    }
+    spec[STATE] = vector(state_dim)
+    spec[ACTION] = vector(action_dim)
+    for name, dim in extra_dims.items():
+        spec[f"observation.{name}"] = vector(dim)
+    return spec
+
+
+def write(
+    root: Path,
+    repo_id: str,
+    fps: int,
+    spec: dict,
+    episodes: Sequence[Episode],
+    task: str,
+    vcodec: str = "h264",
+    on_episode: Callable[[Episode], None] | None = None,
+) -> None:
+    """Write ``episodes`` as a new LeRobot dataset at ``root`` (which must not exist yet)."""
+    from lerobot.configs.video import RGBEncoderConfig
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    quiet()
+    longest = max(ep.length for ep in episodes)
+    ds = LeRobotDataset.create(
+        repo_id=repo_id,
+        fps=fps,
+        features=spec,
+        root=root,
+        use_videos=True,
+        streaming_encoding=True,
+        # The streaming encoder drops frames when its queue is full (it was made for live
+        # recording). Room for a whole episode makes a drop impossible: reading is faster than
+        # encoding, so this costs up to one episode of frames in memory per writer.
+        encoder_queue_maxsize=longest + 1,
+        rgb_encoder=RGBEncoderConfig(vcodec=vcodec),
+    )
+    try:
+        for ep in episodes:
+            for i, images in enumerate(ep.frames()):
+                frame = {image_key(cam): img for cam, img in images.items()}
+                frame[STATE] = ep.state[i]
+                frame[ACTION] = ep.action[i]
+                for name, values in ep.extra.items():
+                    frame[f"observation.{name}"] = values[i]
+                frame["task"] = task
+                ds.add_frame(frame)
+            ds.save_episode()
+            if on_episode:
+                on_episode(ep)
+    finally:
+        ds.finalize()
+
+
+def quiet() -> None:
+    """Keep FFmpeg's and lerobot's per-file chatter out of progress bars."""
+    import av
+
+    av.logging.set_level(av.logging.ERROR)
+    for name in ("lerobot", "libav"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def merge(shards: Sequence[Path], root: Path, repo_id: str) -> None:
+    """Join datasets written in parallel into one at ``root``, episodes in shard order."""
+    from lerobot.datasets.aggregate import aggregate_datasets
+
+    quiet()
+    aggregate_datasets(
+        repo_ids=[f"{repo_id}-shard{i}" for i in range(len(shards))],
+        aggr_repo_id=repo_id,
+        roots=list(shards),
+        aggr_root=root,
+    )
+
+
+def open_dataset(root: Path | str, repo_id: str | None = None, **kwargs):
+    """A ``LeRobotDataset`` for a local dataset folder (no hub access)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    return LeRobotDataset(repo_id or Path(root).name, root=root, **kwargs)
+
+
+def frame_count(video: Path) -> int:
+    """Frames in a video file, from its container metadata (no decoding)."""
+    import av
+
+    with av.open(str(video)) as c:
+        return int(c.streams.video[0].frames)
+
+
+def as_numpy(x) -> np.ndarray:
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
