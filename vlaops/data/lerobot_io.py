@@ -39,8 +39,13 @@ def features(
     names: Sequence[str] | None = None,
 ) -> dict:
     """LeRobot feature spec: one video per camera, state, action and optional extra vectors."""
+
     def vector(dim: int) -> dict:
-        return {"dtype": "float32", "shape": (dim,), "names": list(names) if names and len(names) == dim else None}
+        return {
+            "dtype": "float32",
+            "shape": (dim,),
+            "names": list(names) if names and len(names) == dim else None,
+        }
 
     spec = {
         image_key(cam): {"dtype": "video", "shape": shape, "names": ["height", "width", "channels"]}
@@ -138,3 +143,27 @@ def frame_count(video: Path) -> int:
 
 def as_numpy(x) -> np.ndarray:
     return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+def write_vectors(
+    root: Path,
+    repo_id: str,
+    fps: int,
+    episodes: Sequence[dict[str, np.ndarray]],
+    task: str = "task",
+) -> None:
+    """A dataset of state/action vectors only (no cameras): for tests and benchmarks of the
+    parquet side. ``episodes`` are ``{"state": (T, S), "action": (T, A)}``."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    quiet()
+    first = episodes[0]
+    spec = features(first["state"].shape[1], first["action"].shape[1], {}, {})
+    ds = LeRobotDataset.create(repo_id=repo_id, fps=fps, features=spec, root=root, use_videos=False)
+    try:
+        for ep in episodes:
+            for s, a in zip(ep["state"], ep["action"], strict=True):
+                ds.add_frame({STATE: s, ACTION: a, "task": task})
+            ds.save_episode()
+    finally:
+        ds.finalize()

@@ -41,10 +41,18 @@ _DIGITS = ((21, 11), (10, 11), (0, 10))  # (shift, bits) of each radix pass over
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="LeRobot v3.0 dataset URI (path or gs://)")
     p.add_argument("--output", required=True, help="norm_stats.json URI to write")
-    p.add_argument("--action-horizon", type=int, default=None,
-                   help="count each action once per chunk of this length, as openpi does (default: once)")
-    p.add_argument("--memory-budget-mb", type=int, default=1024,
-                   help="keep the columns in memory up to this size; above it, stream several passes")
+    p.add_argument(
+        "--action-horizon",
+        type=int,
+        default=None,
+        help="count each action once per chunk of this length, as openpi does (default: once)",
+    )
+    p.add_argument(
+        "--memory-budget-mb",
+        type=int,
+        default=1024,
+        help="keep the columns in memory up to this size; above it, stream several passes",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -65,7 +73,9 @@ def compute(dataset: str, action_horizon: int | None = None, memory_budget: int 
     def weights(name: str, batch: pa.RecordBatch) -> np.ndarray | None:
         if name != "actions" or not action_horizon:
             return None
-        return chunk_weights(_column(batch, "frame_index", files), _lengths_of(batch, lengths), action_horizon)
+        return chunk_weights(
+            _column(batch, "frame_index", files), _lengths_of(batch, lengths), action_horizon
+        )
 
     source = _Source(files, action_horizon is not None, memory_budget)
     return {"norm_stats": {name: _stats(source, name, weights) for name in COLUMNS}}
@@ -115,7 +125,11 @@ def _lengths_of(batch: pa.RecordBatch, lengths: dict[int, int]) -> np.ndarray:
 
 def _column(batch: pa.RecordBatch, name: str, where) -> np.ndarray:
     col = batch.column(name)
-    if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+    if (
+        pa.types.is_list(col.type)
+        or pa.types.is_fixed_size_list(col.type)
+        or pa.types.is_large_list(col.type)
+    ):
         flat = col.flatten().to_numpy(zero_copy_only=False)
         out = flat.reshape(len(col), -1) if len(col) else flat.reshape(0, 0)
     else:
@@ -128,7 +142,9 @@ class _Source:
 
     def __init__(self, files: list[str], need_index: bool, budget: int):
         self.files = files
-        self.columns = [*COLUMNS.values()] + (["episode_index", "frame_index"] if need_index else [])
+        self.columns = [*COLUMNS.values()] + (
+            ["episode_index", "frame_index"] if need_index else []
+        )
         self.budget = budget
         self._cache: list[pa.RecordBatch] | None = None
 
@@ -146,7 +162,7 @@ class _Source:
                 for b in pf.iter_batches(batch_size=1 << 16, columns=self.columns):
                     if kept is not None:
                         size += b.nbytes
-                        kept = kept + [b] if size <= self.budget else None
+                        kept = [*kept, b] if size <= self.budget else None
                     yield uri, b
         if kept is not None:
             self._cache = kept
@@ -177,7 +193,9 @@ def _stats(source: _Source, name: str, weights: Callable) -> dict:
         if shift is None:
             shift, n, s1, s2 = x[0].copy(), 0.0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
         if x.shape[1] != len(shift):
-            raise VlaopsError(f"{uri}: column {column!r} has {x.shape[1]} dims, earlier rows {len(shift)}")
+            raise VlaopsError(
+                f"{uri}: column {column!r} has {x.shape[1]} dims, earlier rows {len(shift)}"
+            )
         d = x - shift
         n, s1, s2 = n + w.sum(), s1 + w @ d, s2 + w @ (d * d)
     if not n:
@@ -185,7 +203,12 @@ def _stats(source: _Source, name: str, weights: Callable) -> dict:
     mean = shift + s1 / n
     std = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 0.0))
     out = {"mean": mean.tolist(), "std": std.tolist()}
-    out.update({f"q{round(q * 100):02d}": v.tolist() for q, v in _quantiles(source, name, weights, n, len(mean)).items()})
+    out.update(
+        {
+            f"q{round(q * 100):02d}": v.tolist()
+            for q, v in _quantiles(source, name, weights, n, len(mean)).items()
+        }
+    )
     return out
 
 
@@ -195,9 +218,17 @@ def _quantiles(source: _Source, name: str, weights: Callable, total: float, dims
     for q in QUANTILES:
         pos = q * (total - 1)
         ranks[q] = (np.floor(pos), pos - np.floor(pos))
-    targets = [_Target(d, r) for lo, _ in ranks.values() for r in (lo, min(lo + 1, total - 1)) for d in range(dims)]
+    targets = [
+        _Target(d, r)
+        for lo, _ in ranks.values()
+        for r in (lo, min(lo + 1, total - 1))
+        for d in range(dims)
+    ]
     values = _select(source, name, weights, targets).reshape(len(QUANTILES), 2, dims)
-    return {q: lo + frac * (hi - lo) for (q, (_, frac)), (lo, hi) in zip(ranks.items(), values, strict=True)}
+    return {
+        q: lo + frac * (hi - lo)
+        for (q, (_, frac)), (lo, hi) in zip(ranks.items(), values, strict=True)
+    }
 
 
 def _select(source: _Source, name: str, weights: Callable, targets: list[_Target]) -> np.ndarray:
@@ -212,7 +243,9 @@ def _select(source: _Source, name: str, weights: Callable, targets: list[_Target
                 col = keys[:, t.dim]
                 sel = (col >> np.uint32(shift + bits)) == t.prefix if known else slice(None)
                 digit = (col[sel] >> np.uint32(shift)) & np.uint32((1 << bits) - 1)
-                hist += np.bincount(digit, weights=None if w is None else w[sel], minlength=1 << bits)
+                hist += np.bincount(
+                    digit, weights=None if w is None else w[sel], minlength=1 << bits
+                )
         for t, hist in zip(targets, hists, strict=True):
             cum = np.cumsum(hist)
             digit = min(int(np.searchsorted(cum, t.rank, side="right")), len(cum) - 1)

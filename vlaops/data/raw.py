@@ -26,7 +26,15 @@ FORMATS = ("aloha-hdf5", "robomimic-hdf5")
 ALOHA_JOINTS = [
     f"{side}_{j}"
     for side in ("left", "right")
-    for j in ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
+    for j in (
+        "waist",
+        "shoulder",
+        "elbow",
+        "forearm_roll",
+        "wrist_angle",
+        "wrist_rotate",
+        "gripper",
+    )
 ]
 
 _FRAME_CHUNK = 32  # frames read from HDF5 per slice: large enough for throughput, small in memory
@@ -88,7 +96,9 @@ def _open(path: Path, label: str):
     except FileNotFoundError:
         raise VlaopsError(f"{label}: no such file") from None
     except OSError as e:
-        raise VlaopsError(f"{label}: not a readable HDF5 file, truncated or corrupt ({e})") from None
+        raise VlaopsError(
+            f"{label}: not a readable HDF5 file, truncated or corrupt ({e})"
+        ) from None
     with f:
         yield f
 
@@ -148,7 +158,10 @@ def read_aloha(path: Path, label: str | None = None) -> Episode:
         _check_lengths(
             label,
             {"/observations/qpos": len(state), "/action": len(action), **lengths}
-            | {f"/observations/{'qvel' if k == 'velocity' else k}": len(v) for k, v in extra.items()},
+            | {
+                f"/observations/{'qvel' if k == 'velocity' else k}": len(v)
+                for k, v in extra.items()
+            },
         )
     return Episode(path, label, "/", state, action, cameras, extra, compressed)
 
@@ -157,7 +170,9 @@ def _check_image_dataset(ds: h5py.Dataset, label: str) -> bool:
     """Validate an image dataset; True when it holds encoded (JPEG/PNG) bytes."""
     if ds.ndim == 4 and ds.shape[-1] == 3 and ds.dtype == np.uint8:
         return False
-    if (ds.ndim == 2 and ds.dtype == np.uint8) or (ds.ndim == 1 and h5py.check_vlen_dtype(ds.dtype)):
+    if (ds.ndim == 2 and ds.dtype == np.uint8) or (
+        ds.ndim == 1 and h5py.check_vlen_dtype(ds.dtype)
+    ):
         return True
     raise VlaopsError(
         f"{label}: {ds.name}: expected (T, H, W, 3) uint8 frames or encoded image bytes, "
@@ -178,7 +193,9 @@ _ROBOT_STATE_KEYS = ("eef_pos", "eef_quat", "gripper_qpos")
 def robomimic_state_keys(obs: h5py.Group) -> list[str]:
     """Default ``observation.state`` keys: robot{i}_{eef_pos,eef_quat,gripper_qpos} for every
     robot present; failing that, every non-image observation key, sorted."""
-    robots = sorted({m.group(1) for k in obs if (m := re.match(r"(robot\d+)_", k))}, key=_natural_key)
+    robots = sorted(
+        {m.group(1) for k in obs if (m := re.match(r"(robot\d+)_", k))}, key=_natural_key
+    )
     keys = [f"{r}_{k}" for r in robots for k in _ROBOT_STATE_KEYS]
     if robots and all(k in obs for k in keys):
         return keys
@@ -189,7 +206,9 @@ def _is_image(ds: h5py.Dataset) -> bool:
     return ds.ndim == 4 and ds.shape[-1] == 3 and ds.dtype == np.uint8
 
 
-def read_robomimic(path: Path, label: str | None = None, state_keys: list[str] | None = None) -> tuple[list[Episode], dict]:
+def read_robomimic(
+    path: Path, label: str | None = None, state_keys: list[str] | None = None
+) -> tuple[list[Episode], dict]:
     """Every demo of a robomimic-style file, in demo order, plus metadata (env args, splits)."""
     label = label or path.name
     with _open(path, label) as f:
@@ -201,7 +220,9 @@ def read_robomimic(path: Path, label: str | None = None, state_keys: list[str] |
         meta = {"env_args": _env_args(f["data"], label), "splits": {}}
         if "mask" in f:
             for split in f["mask"]:
-                names = [n.decode() if isinstance(n, bytes) else str(n) for n in f[f"mask/{split}"][()]]
+                names = [
+                    n.decode() if isinstance(n, bytes) else str(n) for n in f[f"mask/{split}"][()]
+                ]
                 meta["splits"][split] = [demos.index(n) for n in names if n in demos]
         episodes = [_robomimic_demo(f, path, label, d, state_keys) for d in demos]
     return episodes, meta
@@ -217,7 +238,9 @@ def _env_args(data: h5py.Group, label: str) -> dict:
         raise VlaopsError(f"{label}: data attribute 'env_args' is not valid JSON") from None
 
 
-def _robomimic_demo(f: h5py.File, path: Path, label: str, demo: str, state_keys: list[str] | None) -> Episode:
+def _robomimic_demo(
+    f: h5py.File, path: Path, label: str, demo: str, state_keys: list[str] | None
+) -> Episode:
     group = f"data/{demo}"
     where = f"{label}:{group}"
     action = _array(f, f"{group}/actions", label)
@@ -229,7 +252,9 @@ def _robomimic_demo(f: h5py.File, path: Path, label: str, demo: str, state_keys:
     if missing:
         raise VlaopsError(f"{label}: missing key '{group}/obs/{missing[0]}' (state keys: {keys})")
     parts = [_array(f, f"{group}/obs/{k}", label) for k in keys]
-    lengths = {f"/{group}/actions": len(action)} | {f"/{group}/obs/{k}": len(p) for k, p in zip(keys, parts, strict=True)}
+    lengths = {f"/{group}/actions": len(action)} | {
+        f"/{group}/obs/{k}": len(p) for k, p in zip(keys, parts, strict=True)
+    }
     cameras = {}
     for k in sorted(obs):
         if _is_image(obs[k]):
