@@ -17,6 +17,8 @@ H-step chunk it falls in, the last action of an episode repeated into the paddin
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import functools
 import json
 import logging
 import time
@@ -65,20 +67,18 @@ def run(args: argparse.Namespace) -> None:
 
 def compute(dataset: str, action_horizon: int | None = None, memory_budget: int = 1 << 30) -> dict:
     """``{"norm_stats": {"state": {mean, std, q01, q99}, "actions": {...}}}`` for a dataset URI."""
-    files = _parquet_files(dataset)
-    lengths = _episode_lengths(dataset) if action_horizon else None
     if action_horizon is not None and action_horizon < 1:
         raise VlaopsError(f"--action-horizon must be ≥ 1, got {action_horizon}")
-
-    def weights(name: str, batch: pa.RecordBatch) -> np.ndarray | None:
-        if name != "actions" or not action_horizon:
-            return None
-        return chunk_weights(
-            _column(batch, "frame_index", files), _lengths_of(batch, lengths), action_horizon
-        )
-
-    source = _Source(files, action_horizon is not None, memory_budget)
-    return {"norm_stats": {name: _stats(source, name, weights) for name in COLUMNS}}
+    files = _parquet_files(dataset)
+    lengths = _episode_lengths(dataset) if action_horizon else None
+    sources = {
+        name: _Source(files, column, action_horizon if name == "actions" else None, lengths, memory_budget // len(COLUMNS))
+        for name, column in COLUMNS.items()
+    }
+    # One thread per column: Arrow and numpy release the GIL, so the columns run side by side.
+    with cf.ThreadPoolExecutor(len(sources)) as pool:
+        futures = {name: pool.submit(_stats, source) for name, source in sources.items()}
+        return {"norm_stats": {name: f.result() for name, f in futures.items()}}
 
 
 def chunk_weights(frame_index: np.ndarray, length: np.ndarray, horizon: int) -> np.ndarray:
@@ -114,105 +114,137 @@ def _episode_lengths(dataset: str) -> dict[int, int]:
     return lengths
 
 
-def _lengths_of(batch: pa.RecordBatch, lengths: dict[int, int]) -> np.ndarray:
-    ep = batch.column("episode_index").to_numpy()
-    uniq, inv = np.unique(ep, return_inverse=True)
-    try:
-        return np.array([lengths[int(e)] for e in uniq])[inv]
-    except KeyError as e:
-        raise VlaopsError(f"episode {e} is in data/ but not in meta/episodes/") from None
-
-
-def _column(batch: pa.RecordBatch, name: str, where) -> np.ndarray:
-    col = batch.column(name)
-    if (
+def _column(batch: pa.Table, name: str) -> np.ndarray:
+    col = batch.column(name).combine_chunks()
+    if not (
         pa.types.is_list(col.type)
         or pa.types.is_fixed_size_list(col.type)
         or pa.types.is_large_list(col.type)
     ):
-        flat = col.flatten().to_numpy(zero_copy_only=False)
-        out = flat.reshape(len(col), -1) if len(col) else flat.reshape(0, 0)
-    else:
-        out = col.to_numpy(zero_copy_only=False)
-    return out
+        return col.to_numpy(zero_copy_only=False)
+    flat = col.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(col), -1) if len(col) else flat.reshape(0, 0)
+
+
+def _parquet(uri: str) -> pq.ParquetFile:
+    """Local files through Arrow's own I/O (memory-mapped); remote ones fetched whole — lerobot
+    keeps data files to ~100 MB, and one ranged GET beats many small reads."""
+    try:
+        if storage.is_remote(uri):
+            return pq.ParquetFile(pa.BufferReader(storage.read_bytes(uri)))
+        return pq.ParquetFile(str(storage.local_path(uri)), memory_map=True)
+    except pa.ArrowInvalid as e:
+        raise VlaopsError(f"{uri}: not a readable parquet file ({e})") from None
+
+
+def _row_group_batches(pf: pq.ParquetFile, columns: list[str], rows: int = 1 << 20) -> Iterator[pa.Table]:
+    """Whole row groups, read several at a time (multi-threaded) up to ~``rows`` rows."""
+    meta, start = pf.metadata, 0
+    while start < meta.num_row_groups:
+        stop, n = start, 0
+        while stop < meta.num_row_groups and (n == 0 or n + meta.row_group(stop).num_rows <= rows):
+            n += meta.row_group(stop).num_rows
+            stop += 1
+        yield pf.read_row_groups(range(start, stop), columns=columns, use_threads=True)
+        start = stop
+
+
+@dataclass
+class _Batch:
+    """One record batch of a vector column: values, their weights, radix keys made once."""
+
+    values: np.ndarray  # (N, D) float32
+    weights: np.ndarray | None  # (N,) or None for all ones
+    _keys: np.ndarray | None = None
+
+    @property
+    def keys(self) -> np.ndarray:
+        """(D, N) radix keys: one contiguous row per dim, for the per-dim scans."""
+        if self._keys is None:
+            self._keys = np.ascontiguousarray(_keys(self.values).T)
+        return self._keys
 
 
 class _Source:
-    """Record batches of the needed columns, kept in memory when they fit the budget."""
+    """The batches of one column, read once and kept when they fit the memory budget (keys
+    included), otherwise read again on every pass."""
 
-    def __init__(self, files: list[str], need_index: bool, budget: int):
-        self.files = files
-        self.columns = [*COLUMNS.values()] + (
-            ["episode_index", "frame_index"] if need_index else []
-        )
+    def __init__(
+        self, files: list[str], column: str, horizon: int | None, lengths: dict | None, budget: int
+    ):
+        self.files, self.column, self.horizon, self.lengths = files, column, horizon, lengths
         self.budget = budget
-        self._cache: list[pa.RecordBatch] | None = None
+        self._cache: list[_Batch] | None = None
 
-    def batches(self) -> Iterator[tuple[str, pa.RecordBatch]]:
+    def batches(self) -> Iterator[_Batch]:
         if self._cache is not None:
-            yield from ((self.files[0], b) for b in self._cache)
+            yield from self._cache
             return
+        columns = [self.column] + (["episode_index", "frame_index"] if self.horizon else [])
         kept, size = [], 0
         for uri in self.files:
-            with storage.open(uri) as f:
-                pf = pq.ParquetFile(f)
-                missing = [c for c in self.columns if c not in pf.schema_arrow.names]
-                if missing:
-                    raise VlaopsError(f"{uri}: missing column {missing[0]!r}")
-                for b in pf.iter_batches(batch_size=1 << 16, columns=self.columns):
-                    if kept is not None:
-                        size += b.nbytes
-                        kept = [*kept, b] if size <= self.budget else None
-                    yield uri, b
-        if kept is not None:
-            self._cache = kept
+            pf = _parquet(uri)
+            missing = [c for c in columns if c not in pf.schema_arrow.names]
+            if missing:
+                raise VlaopsError(f"{uri}: missing column {missing[0]!r}")
+            for rb in _row_group_batches(pf, columns):
+                batch = self._batch(uri, rb)
+                if kept is not None:
+                    size += 2 * batch.values.nbytes  # values and keys
+                    kept = [*kept, batch] if size <= self.budget else None
+                yield batch
+        self._cache = kept
+
+    def _batch(self, uri: str, rb: pa.Table) -> _Batch:
+        x = _column(rb, self.column)
+        if x.ndim != 2:
+            raise VlaopsError(f"{uri}: column {self.column!r} is not a vector per frame")
+        if not np.isfinite(x).all():
+            raise VlaopsError(f"{uri}: column {self.column!r} has NaN/Inf values")
+        w = None
+        if self.horizon:
+            ep = rb.column("episode_index").to_numpy()
+            uniq, inv = np.unique(ep, return_inverse=True)
+            try:
+                length = np.array([self.lengths[int(e)] for e in uniq])[inv]
+            except KeyError as e:
+                raise VlaopsError(
+                    f"{uri}: episode {e} is in data/ but not in meta/episodes/"
+                ) from None
+            w = chunk_weights(rb.column("frame_index").to_numpy(), length, self.horizon)
+        return _Batch(np.ascontiguousarray(x, dtype=np.float32), w)
 
 
 # ── statistics ─────────────────────────────────────────────────────────────────────────────────
 
 
-@dataclass
-class _Target:
-    dim: int
-    rank: float  # order statistic (0-based, in weight units) still to find below the prefix
-    prefix: int = 0
-
-
-def _stats(source: _Source, name: str, weights: Callable) -> dict:
-    column = COLUMNS[name]
+def _stats(source: _Source) -> dict:
     n = s1 = s2 = shift = None
-    for uri, b in source.batches():
-        x = _column(b, column, uri).astype(np.float64)
-        if x.ndim != 2:
-            raise VlaopsError(f"{uri}: column {column!r} is not a vector per frame")
-        bad = ~np.isfinite(x)
-        if bad.any():
-            raise VlaopsError(f"{uri}: column {column!r} has NaN/Inf values")
-        w = weights(name, b)
-        w = np.ones(len(x)) if w is None else w
+    for b in source.batches():
         if shift is None:
-            shift, n, s1, s2 = x[0].copy(), 0.0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
-        if x.shape[1] != len(shift):
-            raise VlaopsError(
-                f"{uri}: column {column!r} has {x.shape[1]} dims, earlier rows {len(shift)}"
-            )
-        d = x - shift
-        n, s1, s2 = n + w.sum(), s1 + w @ d, s2 + w @ (d * d)
+            shift, n, s1, s2 = b.values[0].astype(np.float64), 0.0, 0.0, 0.0
+        if b.values.shape[1] != len(shift):
+            raise VlaopsError(f"column {source.column!r} has rows of {b.values.shape[1]} and of {len(shift)} dims")
+        for i in range(0, len(b.values), 1 << 15):  # blocks that stay in cache
+            d = b.values[i : i + (1 << 15)].astype(np.float64)
+            d -= shift  # shifted sums keep the variance accurate
+            if b.weights is None:
+                n, s1, s2 = n + len(d), s1 + d.sum(0), s2 + np.einsum("ij,ij->j", d, d)
+            else:
+                w = b.weights[i : i + (1 << 15)]
+                n, s1, s2 = n + w.sum(), s1 + w @ d, s2 + np.einsum("i,ij,ij->j", w, d, d)
     if not n:
-        raise VlaopsError(f"dataset has no rows in column {column!r}")
+        raise VlaopsError(f"dataset has no rows in column {source.column!r}")
     mean = shift + s1 / n
     std = np.sqrt(np.maximum(s2 / n - (s1 / n) ** 2, 0.0))
     out = {"mean": mean.tolist(), "std": std.tolist()}
     out.update(
-        {
-            f"q{round(q * 100):02d}": v.tolist()
-            for q, v in _quantiles(source, name, weights, n, len(mean)).items()
-        }
+        {f"q{round(q * 100):02d}": v.tolist() for q, v in _quantiles(source, n, len(mean)).items()}
     )
     return out
 
 
-def _quantiles(source: _Source, name: str, weights: Callable, total: float, dims: int) -> dict:
+def _quantiles(source: _Source, total: float, dims: int) -> dict:
     """numpy's linear-interpolation quantiles of each dim, each from two exact order statistics."""
     ranks = {}
     for q in QUANTILES:
@@ -224,41 +256,93 @@ def _quantiles(source: _Source, name: str, weights: Callable, total: float, dims
         for r in (lo, min(lo + 1, total - 1))
         for d in range(dims)
     ]
-    values = _select(source, name, weights, targets).reshape(len(QUANTILES), 2, dims)
+    values = _select(source, targets, dims).reshape(len(QUANTILES), 2, dims)
     return {
         q: lo + frac * (hi - lo)
         for (q, (_, frac)), (lo, hi) in zip(ranks.items(), values, strict=True)
     }
 
 
-def _select(source: _Source, name: str, weights: Callable, targets: list[_Target]) -> np.ndarray:
-    """The exact float32 order statistic for every target, by radix select on 32-bit keys."""
-    known = 0  # bits of the prefix found so far
-    for shift, bits in _DIGITS:
-        hists = [np.zeros(1 << bits) for _ in targets]
-        for uri, b in source.batches():
-            keys = _keys(_column(b, COLUMNS[name], uri))
-            w = weights(name, b)
-            for t, hist in zip(targets, hists, strict=True):
-                col = keys[:, t.dim]
-                sel = (col >> np.uint32(shift + bits)) == t.prefix if known else slice(None)
-                digit = (col[sel] >> np.uint32(shift)) & np.uint32((1 << bits) - 1)
-                hist += np.bincount(
-                    digit, weights=None if w is None else w[sel], minlength=1 << bits
-                )
-        for t, hist in zip(targets, hists, strict=True):
-            cum = np.cumsum(hist)
-            digit = min(int(np.searchsorted(cum, t.rank, side="right")), len(cum) - 1)
-            t.rank -= cum[digit - 1] if digit else 0.0
-            t.prefix = (t.prefix << bits) | digit
-        known += bits
+@dataclass
+class _Target:
+    dim: int
+    rank: float  # order statistic (0-based, in weight units) still to find under the prefix
+    prefix: int = 0
+
+
+def _select(source: _Source, targets: list[_Target], dims: int) -> np.ndarray:
+    """The exact float32 order statistic of every target, by radix select on 32-bit keys.
+
+    Pass one histograms the top 11 bits of every dim in a single bincount. Then, while the values
+    left under the targets' prefixes are too many to hold, histogram the next digit of just those;
+    once they fit (usually right after pass one), gather them and pick by sorting.
+    """
+    shift, bits = _DIGITS[0]
+    hist = np.zeros((dims, 1 << bits))
+    for b in source.batches():
+        idx = (b.keys >> np.uint32(shift)) + (np.arange(dims, dtype=np.uint32) << np.uint32(bits))[:, None]
+        w = None if b.weights is None else np.tile(b.weights, dims)
+        hist += np.bincount(idx.ravel(), weights=w, minlength=hist.size).reshape(hist.shape)
+    left = _descend(targets, lambda t: hist[t.dim], bits)
+    known = shift  # keys >> known are the prefixes found so far
+    for shift, bits in _DIGITS[1:]:
+        if left <= _GATHER_LIMIT:
+            break
+        hists = {}
+        for d, prefix, keys, w in _under_prefixes(source, targets, known):
+            digit = (keys >> np.uint32(shift)) & np.uint32((1 << bits) - 1)
+            h = np.bincount(digit, weights=w, minlength=1 << bits)
+            hists[(d, prefix)] = hists.get((d, prefix), 0) + h
+        left = _descend(targets, lambda t: hists[(t.dim, t.prefix)], bits)
+        known = shift
+    if known:  # gather what is left under each prefix and pick by sorting
+        found: dict[tuple, list] = {}
+        for d, prefix, keys, w in _under_prefixes(source, targets, known):
+            found.setdefault((d, prefix), []).append((keys, np.ones(len(keys)) if w is None else w))
+        for t in targets:
+            keys = np.concatenate([k for k, _ in found[(t.dim, t.prefix)]])
+            w = np.concatenate([w for _, w in found[(t.dim, t.prefix)]])
+            order = np.argsort(keys, kind="stable")
+            i = min(int(np.searchsorted(np.cumsum(w[order]), t.rank, side="right")), len(keys) - 1)
+            t.prefix = int(keys[order[i]])
     return _floats(np.array([t.prefix for t in targets], dtype=np.uint32)).astype(np.float64)
 
 
+_GATHER_LIMIT = 1 << 24  # values gathered for the final sort (weights bound the count from above)
+
+
+def _descend(targets: list[_Target], hist_of, bits: int) -> float:
+    """Move every target one digit down; returns the weight left under the new prefixes."""
+    left = {}
+    for t in targets:
+        cum = np.cumsum(hist_of(t))
+        digit = min(int(np.searchsorted(cum, t.rank, side="right")), len(cum) - 1)
+        t.rank -= cum[digit - 1] if digit else 0.0
+        t.prefix = (t.prefix << bits) | digit
+        left[(t.dim, t.prefix)] = cum[digit] - (cum[digit - 1] if digit else 0.0)
+    return sum(left.values())
+
+
+def _under_prefixes(source: _Source, targets: list[_Target], shift: int):
+    """Yield ``(dim, prefix, keys, weights)`` of the values whose key >> shift is a target's prefix."""
+    by_dim: dict[int, set[int]] = {}
+    for t in targets:
+        by_dim.setdefault(t.dim, set()).add(t.prefix)
+    for b in source.batches():
+        for d, prefixes in by_dim.items():
+            top = b.keys[d] >> np.uint32(shift)
+            hit = np.flatnonzero(functools.reduce(np.logical_or, (top == p for p in prefixes)))
+            keys, tops = b.keys[d, hit], top[hit]
+            w = None if b.weights is None else b.weights[hit]
+            for prefix in prefixes:
+                sel = tops == prefix
+                yield d, prefix, keys[sel], None if w is None else w[sel]
+
+
 def _keys(x: np.ndarray) -> np.ndarray:
-    """float32 → uint32 keys with the same order (sign bit flipped; negatives inverted)."""
-    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    return np.where(u >> np.uint32(31), ~u, u | np.uint32(1 << 31))
+    """float32 → uint32 keys in the same order: flip the sign bit of positives, all bits of negatives."""
+    u = x.view(np.uint32)
+    return u ^ ((x.view(np.int32) >> 31).view(np.uint32) | np.uint32(1 << 31))
 
 
 def _floats(k: np.ndarray) -> np.ndarray:
