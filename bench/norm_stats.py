@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vlaops.data import lerobot_io, norm_stats  # noqa: E402
+from vlaops.data import lerobot_io, norm_stats
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "bench"
 BLOCK_FRAMES, EPISODE_LEN = 10_000, 400

@@ -22,7 +22,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +72,13 @@ def compute(dataset: str, action_horizon: int | None = None, memory_budget: int 
     files = _parquet_files(dataset)
     lengths = _episode_lengths(dataset) if action_horizon else None
     sources = {
-        name: _Source(files, column, action_horizon if name == "actions" else None, lengths, memory_budget // len(COLUMNS))
+        name: _Source(
+            files,
+            column,
+            action_horizon if name == "actions" else None,
+            lengths,
+            memory_budget // len(COLUMNS),
+        )
         for name, column in COLUMNS.items()
     }
     # One thread per column: Arrow and numpy release the GIL, so the columns run side by side.
@@ -137,7 +143,9 @@ def _parquet(uri: str) -> pq.ParquetFile:
         raise VlaopsError(f"{uri}: not a readable parquet file ({e})") from None
 
 
-def _row_group_batches(pf: pq.ParquetFile, columns: list[str], rows: int = 1 << 20) -> Iterator[pa.Table]:
+def _row_group_batches(
+    pf: pq.ParquetFile, columns: list[str], rows: int = 1 << 20
+) -> Iterator[pa.Table]:
     """Whole row groups, read several at a time (multi-threaded) up to ~``rows`` rows."""
     meta, start = pf.metadata, 0
     while start < meta.num_row_groups:
@@ -224,7 +232,9 @@ def _stats(source: _Source) -> dict:
         if shift is None:
             shift, n, s1, s2 = b.values[0].astype(np.float64), 0.0, 0.0, 0.0
         if b.values.shape[1] != len(shift):
-            raise VlaopsError(f"column {source.column!r} has rows of {b.values.shape[1]} and of {len(shift)} dims")
+            raise VlaopsError(
+                f"column {source.column!r} has rows of {b.values.shape[1]} and of {len(shift)} dims"
+            )
         for i in range(0, len(b.values), 1 << 15):  # blocks that stay in cache
             d = b.values[i : i + (1 << 15)].astype(np.float64)
             d -= shift  # shifted sums keep the variance accurate
@@ -280,10 +290,12 @@ def _select(source: _Source, targets: list[_Target], dims: int) -> np.ndarray:
     shift, bits = _DIGITS[0]
     hist = np.zeros((dims, 1 << bits))
     for b in source.batches():
-        idx = (b.keys >> np.uint32(shift)) + (np.arange(dims, dtype=np.uint32) << np.uint32(bits))[:, None]
+        idx = (b.keys >> np.uint32(shift)) + (np.arange(dims, dtype=np.uint32) << np.uint32(bits))[
+            :, None
+        ]
         w = None if b.weights is None else np.tile(b.weights, dims)
         hist += np.bincount(idx.ravel(), weights=w, minlength=hist.size).reshape(hist.shape)
-    left = _descend(targets, lambda t: hist[t.dim], bits)
+    left = _descend(targets, {(d, 0): hist[d] for d in range(dims)}, bits)
     known = shift  # keys >> known are the prefixes found so far
     for shift, bits in _DIGITS[1:]:
         if left <= _GATHER_LIMIT:
@@ -293,7 +305,7 @@ def _select(source: _Source, targets: list[_Target], dims: int) -> np.ndarray:
             digit = (keys >> np.uint32(shift)) & np.uint32((1 << bits) - 1)
             h = np.bincount(digit, weights=w, minlength=1 << bits)
             hists[(d, prefix)] = hists.get((d, prefix), 0) + h
-        left = _descend(targets, lambda t: hists[(t.dim, t.prefix)], bits)
+        left = _descend(targets, hists, bits)
         known = shift
     if known:  # gather what is left under each prefix and pick by sorting
         found: dict[tuple, list] = {}
@@ -311,11 +323,11 @@ def _select(source: _Source, targets: list[_Target], dims: int) -> np.ndarray:
 _GATHER_LIMIT = 1 << 24  # values gathered for the final sort (weights bound the count from above)
 
 
-def _descend(targets: list[_Target], hist_of, bits: int) -> float:
+def _descend(targets: list[_Target], hists: dict[tuple[int, int], np.ndarray], bits: int) -> float:
     """Move every target one digit down; returns the weight left under the new prefixes."""
     left = {}
     for t in targets:
-        cum = np.cumsum(hist_of(t))
+        cum = np.cumsum(hists[(t.dim, t.prefix)])
         digit = min(int(np.searchsorted(cum, t.rank, side="right")), len(cum) - 1)
         t.rank -= cum[digit - 1] if digit else 0.0
         t.prefix = (t.prefix << bits) | digit
