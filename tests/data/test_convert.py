@@ -7,12 +7,12 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import aloha_episode, robomimic_file
 
 from vlaops import storage
 from vlaops.cli import main
 from vlaops.data import lerobot_io
 from vlaops.data.convert import convert
+from vlaops.data.synthetic import aloha_episode, robomimic_file
 from vlaops.errors import VlaopsError
 
 VIDEO_TOLERANCE = 12  # mean absolute error per pixel (0–255) allowed for the lossy h264 round trip

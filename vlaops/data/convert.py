@@ -8,7 +8,7 @@
 ALOHA input is a folder of episode_<i>.hdf5 files (or one file); robomimic/MimicGen input is one
 HDF5 file with data/demo_<n> groups (image observations become cameras, mask/ splits are kept in
 meta/splits.json). Every episode is validated before anything is written; episodes are converted
-in parallel (--workers, default: all cores), each worker writing a shard that lerobot then joins.
+in parallel (--workers, default one per 3 cores), each worker writing a shard that lerobot then joins.
 The dataset appears at --output only when conversion succeeded.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -53,7 +54,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="task instruction for every episode (default: robomimic env name, or the repo id)",
     )
     p.add_argument(
-        "--workers", type=int, default=None, help="parallel writers (default: number of cores)"
+        "--workers", type=int, default=None, help="parallel writers (default: one per 3 cores)"
     )
     p.add_argument(
         "--state-keys",
@@ -235,17 +236,25 @@ def _write(
     workers: int | None,
 ) -> Path:
     """Write the dataset under ``tmp``; returns its folder."""
-    workers = max(1, min(workers or os.cpu_count() or 1, len(episodes)))
+    workers = max(1, min(workers or default_workers(), len(episodes)))
     shards = [list(s) for s in _split(episodes, workers)]
     roots = [tmp / f"shard-{i}" for i in range(len(shards))]
-    bar = tqdm(total=len(episodes), desc="convert", unit="episode")
     if workers == 1:
-        lerobot_io.write(
-            roots[0], repo_id, fps, spec, episodes, task, vcodec, on_episode=lambda _: bar.update()
-        )
-        bar.close()
+        with tqdm(total=len(episodes), desc="convert", unit="episode") as bar:
+            lerobot_io.write(
+                roots[0],
+                repo_id,
+                fps,
+                spec,
+                episodes,
+                task,
+                vcodec,
+                on_episode=lambda _: bar.update(),
+            )
         return roots[0]
-    ctx = mp.get_context("spawn")  # torch/lerobot threads do not survive fork
+    ctx = mp.get_context(
+        "spawn"
+    )  # fork is unsafe once torch is imported; each worker imports anew (~5 s)
     with ctx.Manager() as manager, cf.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         progress = manager.Queue()
         futures = [
@@ -254,22 +263,26 @@ def _write(
             )
             for i, (r, s) in enumerate(zip(roots, shards, strict=True))
         ]
-        while not all(f.done() for f in futures):
-            try:
-                progress.get(timeout=0.5)
-                bar.update()
-            except queue.Empty:
-                pass
-            for f in futures:
-                if f.done() and f.exception():
-                    for other in futures:
-                        other.cancel()
-                    raise f.exception()
-        bar.update(len(episodes) - bar.n)
-        bar.close()
+        with tqdm(total=len(episodes), desc="convert", unit="episode") as bar:
+            while not all(f.done() for f in futures):
+                with contextlib.suppress(queue.Empty):
+                    progress.get(timeout=0.5)
+                    bar.update()
+                for f in futures:
+                    if f.done() and f.exception():
+                        for other in futures:
+                            other.cancel()
+                        raise f.exception()
+            bar.update(len(episodes) - bar.n)
     merged = tmp / "merged"
     lerobot_io.merge(roots, merged, repo_id)
     return merged
+
+
+def default_workers() -> int:
+    """One writer per three cores: a writer already keeps ~3 cores busy (an encoder thread per
+    camera, each a multi-threaded x264), so more writers than that only contend."""
+    return max(1, (os.cpu_count() or 1) // 3)
 
 
 def _write_shard(root, repo_id, fps, spec, episodes, task, vcodec, progress) -> None:

@@ -109,6 +109,9 @@ def quiet() -> None:
     import av
 
     av.logging.set_level(av.logging.ERROR)
+    av.logging.set_libav_level(
+        av.logging.ERROR
+    )  # FFmpeg's own stderr callback, which lerobot restores
     for name in ("lerobot", "libav"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -1,12 +1,16 @@
-"""Factories for synthetic raw demonstrations (no downloads): small ALOHA and robomimic files."""
+"""Synthetic raw demonstrations in the real file formats, for tests, benchmarks and demos.
+
+Images are smooth gradients with a moving square, so lossy video codecs reproduce them closely and
+round-trip checks can use a tight tolerance.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 
 
 def aloha_episode(
@@ -69,8 +73,6 @@ def robomimic_file(
     masks: bool = True,
 ) -> list[dict[str, np.ndarray]]:
     """Write a robomimic/MimicGen-style file with ``demos`` demos; returns each demo's arrays."""
-    import json
-
     rng = np.random.default_rng(seed)
     out = []
     with h5py.File(path, "w") as f:
@@ -103,15 +105,3 @@ def robomimic_file(
             f["mask/train"] = np.array([f"demo_{d}".encode() for d in range(demos - 1)])
             f["mask/valid"] = np.array([f"demo_{demos - 1}".encode()])
     return out
-
-
-@pytest.fixture
-def aloha_dir(tmp_path) -> Path:
-    """Three small two-camera ALOHA episodes of different lengths."""
-    d = tmp_path / "aloha"
-    d.mkdir()
-    for i, n in enumerate((20, 24, 18)):
-        aloha_episode(
-            d / f"episode_{i}.hdf5", length=n, cameras=("cam_high", "cam_left_wrist"), seed=i
-        )
-    return d
