@@ -29,6 +29,8 @@ from vlaops.errors import VlaopsError
 COMMANDS: dict[str, str] = {
     "convert": "vlaops.data.convert",
     "norm-stats": "vlaops.data.norm_stats",
+    "generate-demos": "vlaops.sim.demos",
+    "evaluate": "vlaops.sim.evaluate",
 }
 
 

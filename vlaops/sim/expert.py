@@ -1,0 +1,315 @@
+"""Scripted expert: end-effector waypoints in the mocap scene, replayed as joint actions.
+
+How ACT made its sim datasets, made robust on MuJoCo 3.x:
+
+1. In the end-effector variant of the scene, mocap bodies are welded to each gripper. Piecewise-
+   linear waypoints (position, quaternion, gripper) move the mocaps; the arms follow through the
+   weld. MuJoCo 3.x makes that weld soft (mujoco#1483), so we stiffen it (``WELD_SOLIMP``).
+   Waypoints anchored on an object re-read the object's pose every step until the gripper starts
+   closing on it (closed-loop re-aiming): a cube nudged during the approach, or held off-centre by
+   the right hand, is still grasped where it is.
+2. The arm joint angles of that rollout (one step ahead: the pose to reach by the end of each
+   step) plus the commanded grippers become joint actions, replayed in the joint-controlled scene
+   from the same seed. The replay is the demonstration, and success is judged on it.
+
+    from vlaops.sim import expert
+    actions = expert.plan("transfer_cube", seed=3)        # (400, 14) float32 joint actions
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vlaops.sim import env
+
+mujoco = env.mujoco
+
+# A stiffer weld than the scene's (.25 .25 .001): the gripper tracks its mocap within millimetres.
+WELD_SOLIMP = (0.9, 0.95, 0.001, 0.5, 2.0)
+
+
+def _quat(axis, degrees) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_axisAngle2Quat(q, np.asarray(axis, float), np.deg2rad(degrees))
+    return q
+
+
+def _mul(a, b) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_mulQuat(q, np.asarray(a, float), np.asarray(b, float))
+    return q
+
+
+IDENTITY = np.array([1.0, 0, 0, 0])
+
+
+def _at(base, dx, dy, dz) -> np.ndarray:
+    return np.asarray(base) + np.array([dx, dy, dz])
+
+
+# Once a held object is near its goal, its position error is integrated into the mocap target:
+# per-step gain, the largest correction (m), and how much of the x (push) error counts.
+SERVO_GAIN, SERVO_MAX, SERVO_X = 0.2, 0.03, 0.5
+
+
+@dataclass(frozen=True)
+class Waypoint:
+    t: int  # control step at which the mocap reaches this pose
+    # "start" (the mocap at reset), "world", an object ("obj0", "obj1"), or "obj0@obj1": where
+    # this mocap must go so that the object it holds (obj0) reaches obj1 + offset
+    anchor: str
+    offset: tuple[float, float, float]  # added to the anchor's position (m)
+    quat: tuple[float, ...] | None  # mocap orientation; None keeps the start orientation
+    gripper: float  # 0 closed … 1 open
+    # object index: tilt the hand about the world y axis so this held object ends up level
+    # (its pitch is measured until aim_until[f"level{i}"], then the correction stays put)
+    level: int | None = None
+
+
+@dataclass(frozen=True)
+class ArmScript:
+    waypoints: tuple[Waypoint, ...]
+    # anchor → last step it is re-measured (objects: their position; "a@b": the held object's
+    # offset in the hand, measured while nothing touches it); after that it stays put
+    aim_until: dict[str, int]
+
+
+def _transfer_cube() -> tuple[ArmScript, ArmScript]:
+    meet = np.array([0.0, 0.5, 0.25])
+    pick = tuple(_mul(IDENTITY, _quat([0, 1, 0], -60)))  # right gripper pitched down 60°
+    left_q = tuple(_quat([1, 0, 0], 90))  # left gripper rolled 90°: fingers close vertically
+
+    def w(t, anchor, off, q, g):
+        return Waypoint(t, anchor, tuple(off), q, g)
+
+    # The left arm grasps the cube where the right hand actually holds it (anchor obj0, re-aimed
+    # until it closes at 260); the mocap point sits ~4 cm beyond the fingers, hence the +x offset.
+    left = ArmScript(
+        waypoints=(
+            w(0, "start", (0, 0, 0), None, 0),
+            w(100, "world", _at(meet, -0.12, 0, 0), left_q, 1),
+            w(180, "world", _at(meet, -0.12, 0, 0), left_q, 1),
+            w(250, "obj0", (0.0, 0, 0), left_q, 1),
+            w(265, "obj0", (0.0, 0, 0), left_q, 1),
+            w(300, "obj0", (0.0, 0, 0), left_q, 0),
+            w(360, "obj0", (-0.1, 0, 0), left_q, 0),
+            w(400, "obj0", (-0.1, 0, 0), left_q, 0),
+        ),
+        aim_until={"obj0": 265},
+    )
+    right = ArmScript(
+        waypoints=(
+            w(0, "start", (0, 0, 0), None, 0),
+            w(90, "obj0", (0, 0, 0.08), pick, 1),
+            w(130, "obj0", (0, 0, -0.015), pick, 1),
+            w(170, "obj0", (0, 0, -0.015), pick, 0),
+            w(200, "world", _at(meet, 0.05, 0, 0), pick, 0),
+            w(220, "world", meet, pick, 0),
+            w(300, "world", meet, pick, 0),
+            w(320, "world", meet, pick, 1),
+            w(360, "world", _at(meet, 0.1, 0, 0), pick, 1),
+            w(400, "world", _at(meet, 0.1, 0, 0), pick, 1),
+        ),
+        aim_until={"obj0": 130},
+    )
+    return left, right
+
+
+# The mocap point sits ~4 cm beyond the finger pads along the gripper; pitched 60° down, the pads
+# close ~2 cm behind it in x. Shifting the point grasps the peg and socket at their centres, so
+# they do not swing in the (weak) grip.
+GRASP_X = 0.02
+GRASP_Z = -0.01
+
+
+def _insertion() -> tuple[ArmScript, ArmScript]:
+    meet = np.array([0.0, 0.5, 0.15])
+    lift = 0.00715
+    pick_l = tuple(_quat([0, 1, 0], 60))
+    pick_r = tuple(_quat([0, 1, 0], -60))
+
+    def w(t, anchor, off, q, g, level=None):
+        return Waypoint(t, anchor, tuple(off), q, g, level)
+
+    left = ArmScript(  # picks the socket (obj1)
+        waypoints=(
+            w(0, "start", (0, 0, 0), None, 0),
+            w(120, "obj1", (GRASP_X, 0, 0.08), pick_l, 1),
+            w(170, "obj1", (GRASP_X, 0, GRASP_Z), pick_l, 1),
+            w(220, "obj1", (GRASP_X, 0, GRASP_Z), pick_l, 0),
+            w(285, "world", _at(meet, -0.1, 0, 0), pick_l, 0),
+            w(310, "world", _at(meet, -0.1, 0, 0), pick_l, 0, level=1),  # level the socket
+            w(340, "world", _at(meet, -0.05, 0, 0), pick_l, 0, level=1),
+            w(400, "world", _at(meet, -0.05, 0, 0), pick_l, 0, level=1),
+        ),
+        aim_until={"obj1": 170, "level1": 285},
+    )
+    right = ArmScript(  # picks the peg (obj0)
+        waypoints=(
+            w(0, "start", (0, 0, 0), None, 0),
+            w(120, "obj0", (-GRASP_X, 0, 0.08), pick_r, 1),
+            w(170, "obj0", (-GRASP_X, 0, GRASP_Z), pick_r, 1),
+            w(220, "obj0", (-GRASP_X, 0, GRASP_Z), pick_r, 0),
+            w(285, "world", _at(meet, 0.1, 0, lift), pick_r, 0),
+            # level the peg, line it up with the socket, push it in (the pin starts at +0.10)
+            w(310, "obj0@obj1", (0.16, 0, 0), pick_r, 0, level=0),
+            w(330, "obj0@obj1", (0.135, 0, 0), pick_r, 0, level=0),
+            w(360, "obj0@obj1", (0.095, 0, 0), pick_r, 0, level=0),
+            w(400, "obj0@obj1", (0.095, 0, 0), pick_r, 0, level=0),
+        ),
+        aim_until={"obj0": 170, "obj0@obj1": 330, "level0": 285},
+    )
+    return left, right
+
+
+SCRIPTS = {"transfer_cube": _transfer_cube, "insertion": _insertion}
+
+
+class _Arm:
+    """One arm's script being played: resolves anchors against the live scene."""
+
+    def __init__(self, script: ArmScript, start_pos, start_quat):
+        self.script = script
+        self.start_pos, self.start_quat = np.array(start_pos), np.array(start_quat)
+        self.frozen: dict[str, np.ndarray] = {}
+        self.servo, self._servo_t = np.zeros(3), -1
+
+    def _quat(self, wp: Waypoint, scene: env.Scene, t: int) -> np.ndarray:
+        q = self.start_quat if wp.quat is None else np.asarray(wp.quat)
+        if wp.level is None:
+            return q
+        key = f"level{wp.level}"
+        if self._live(key, t):
+            w, _, y, _ = scene.object_pose(wp.level)[3:]
+            pitch = 2 * np.arctan2(y, w)  # the held objects tilt about y in the hand
+            self.frozen[key] = _mul(_quat([0, 1, 0], -np.rad2deg(pitch)), q)
+        return self.frozen[key]
+
+    def _live(self, anchor: str, t: int) -> bool:
+        return t <= self.script.aim_until[anchor] or anchor not in self.frozen
+
+    def _position(self, wp: Waypoint, scene: env.Scene, t: int, mocap: np.ndarray) -> np.ndarray:
+        if wp.anchor == "start":
+            base = self.start_pos
+        elif wp.anchor == "world":
+            base = np.zeros(3)
+        elif "@" in wp.anchor:
+            held, goal = (int(a[3:]) for a in wp.anchor.split("@"))
+            held_pos, goal_pos = scene.object_pose(held)[:3], scene.object_pose(goal)[:3]
+            if self._live(wp.anchor, t):
+                self.frozen[wp.anchor] = held_pos - mocap
+            elif self._servo_t != t:  # then a slow integrator lines the objects up in y and z
+                self._servo_t = t
+                err = goal_pos + np.asarray(wp.offset) - held_pos
+                err[0] *= SERVO_X
+                self.servo = np.clip(self.servo + SERVO_GAIN * err, -SERVO_MAX, SERVO_MAX)
+            base = goal_pos - self.frozen[wp.anchor] + self.servo
+        else:
+            if self._live(wp.anchor, t):
+                self.frozen[wp.anchor] = scene.object_pose(int(wp.anchor[3:]))[:3]
+            base = self.frozen[wp.anchor]
+        return base + np.asarray(wp.offset)
+
+    def target(
+        self, scene: env.Scene, t: int, mocap: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        wps = self.script.waypoints
+        nxt = next((i for i, wp in enumerate(wps) if wp.t > t), len(wps) - 1)
+        a, b = wps[max(nxt - 1, 0)], wps[nxt]
+        frac = 1.0 if b.t == a.t else np.clip((t - a.t) / (b.t - a.t), 0.0, 1.0)
+        pa, pb = self._position(a, scene, t, mocap), self._position(b, scene, t, mocap)
+        qa, qb = self._quat(a, scene, t), self._quat(b, scene, t)
+        quat = (1 - frac) * qa + frac * qb
+        return (
+            (1 - frac) * pa + frac * pb,
+            quat / np.linalg.norm(quat),
+            ((1 - frac) * a.gripper + frac * b.gripper),
+        )
+
+
+def _weld_consistent_mocap(scene: env.Scene) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Mocap poses that the welds already satisfy at the start pose (so nothing jumps at t=0)."""
+    m, d = scene.model, scene.data
+    out = []
+    for i in range(2):
+        relpos, relquat = m.eq_data[i, 3:6], m.eq_data[i, 6:10]
+        body = m.eq_obj2id[i]
+        inv = np.zeros(4)
+        mujoco.mju_negQuat(inv, relquat)
+        quat = _mul(d.xquat[body], inv)
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, quat)
+        out.append((d.xpos[body] - rot.reshape(3, 3) @ relpos, quat))
+    return out
+
+
+@dataclass(frozen=True)
+class Demo:
+    actions: np.ndarray  # (400, 14) float32 joint actions
+    rewards: np.ndarray  # (400,) int reward after each action, in the joint-controlled scene
+
+    @property
+    def success(self) -> bool:
+        return bool(self.rewards[-1] == env.MAX_REWARD)
+
+
+def plan(task: str, seed: int, trace: list | None = None) -> Demo:
+    """The expert's episode of ``task`` with ``seed``: joint actions and the rewards they earn.
+
+    The mocap scene and the joint-controlled scene run in lockstep: object anchors are read from
+    the joint-controlled scene (the world the demonstration happens in), the mocap scene turns the
+    end-effector targets into joint angles, and those drive the joint-controlled scene. Replaying
+    ``actions`` in a fresh ``AlohaSim`` reset with ``seed`` reproduces the episode exactly.
+    ``trace``, when given, receives one dict per step: what to look at when a script change makes
+    episodes fail.
+    """
+    spec = env.get_task(task)
+    left_script, right_script = SCRIPTS[spec.name]()
+    world = env.AlohaSim(spec.name, cameras=())
+    world.reset(seed)
+    scene = env.Scene(spec, spec.ee_xml)
+    m, d = scene.model, scene.data
+    m.eq_solimp[:] = WELD_SOLIMP
+    d.qpos[:16] = env.START_ARM_POSE
+    scene.place_objects(seed)
+    mujoco.mj_forward(m, d)
+    (lp, lq), (rp, rq) = _weld_consistent_mocap(scene)
+    mocap_left, mocap_right = (m.body_mocapid[m.eq_obj1id[i]] for i in range(2))
+    arms = [(_Arm(left_script, lp, lq), mocap_left), (_Arm(right_script, rp, rq), mocap_right)]
+    for arm, mocap in arms:
+        d.mocap_pos[mocap], d.mocap_quat[mocap] = arm.start_pos, arm.start_quat
+    d.ctrl[:] = [env.GRIPPER_CLOSED, -env.GRIPPER_CLOSED] * 2
+
+    actions = np.zeros((env.EPISODE_STEPS, env.ACTION_DIM), np.float32)
+    rewards = np.zeros(env.EPISODE_STEPS, np.int64)
+    for t in range(env.EPISODE_STEPS):
+        grippers = []
+        for arm, mocap in arms:
+            pos, quat, g = arm.target(world.scene, t, d.mocap_pos[mocap].copy())
+            d.mocap_pos[mocap], d.mocap_quat[mocap] = pos, quat
+            grippers.append(g)
+        gl, gr = env.gripper_to_position(grippers[0]), env.gripper_to_position(grippers[1])
+        d.ctrl[:] = [gl, -gl, gr, -gr]
+        mujoco.mj_step(m, d, nstep=env.SUBSTEPS)
+        q = scene.qpos()
+        q[6], q[13] = grippers
+        actions[t] = q
+        _, rewards[t] = world.step(actions[t], observe=False)
+        if trace is not None:
+            trace.append(_trace_row(world.scene, t, rewards[t], [d.mocap_pos[i] for _, i in arms]))
+    return Demo(actions, rewards)
+
+
+def _trace_row(scene: env.Scene, t: int, reward: int, mocap: list) -> dict:
+    d = scene.data
+    return {
+        "t": t,
+        "reward": int(reward),
+        "objects": [scene.object_pose(i)[:3].round(3) for i in range(len(scene.task.objects))],
+        "mocap": [p.round(3) for p in mocap],
+        "gripper_link": [
+            d.body(f"vx300s_{side}/gripper_link").xpos.round(3) for side in ("left", "right")
+        ],
+    }
