@@ -101,9 +101,29 @@ def reference(root: Path, limit: int, horizon: int = 50) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def peak_rss_mb(root: Path, budget_mb: int) -> float:
+    """Peak resident memory of ``vlaops norm-stats`` in a fresh process, in MB (VmHWM: unlike
+    ru_maxrss, it is not inherited from this big parent across fork/exec)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from vlaops.data import norm_stats; "
+        f"norm_stats.compute({str(root)!r}, memory_budget={budget_mb << 20}); "
+        "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out.split()[-1]) / 1024
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=200_000, help="dataset size (multiple of 10000)")
+    p.add_argument(
+        "--memory", action="store_true", help="also measure peak memory, in memory vs streaming"
+    )
     p.add_argument(
         "--reference-frames", type=int, default=3000, help="frames the reference runs (0 = all)"
     )
@@ -143,6 +163,11 @@ def main() -> None:
     )
     print(f"reference / vlaops norm-stats:                     {t_ref_full / t_mem:,.0f}×")
     print(f"vlaops norm-stats / pyarrow read:                  {t_mem / t_read:.2f}×  (goal ≤ 3×)")
+    if args.memory:
+        cols_mb = args.frames * 2 * 14 * 4 / 2**20
+        print(f"\npeak RSS, fresh process ({cols_mb:.0f} MB of float32 state+action):")
+        for budget in (1024, 0):
+            print(f"  --memory-budget-mb {budget:<5} {peak_rss_mb(root, budget):8.0f} MB")
 
 
 if __name__ == "__main__":

@@ -133,18 +133,18 @@ def _column(batch: pa.Table, name: str) -> np.ndarray:
 
 
 def _parquet(uri: str) -> pq.ParquetFile:
-    """Local files through Arrow's own I/O (memory-mapped); remote ones fetched whole — lerobot
+    """Local files through Arrow's own I/O; remote ones fetched whole — lerobot
     keeps data files to ~100 MB, and one ranged GET beats many small reads."""
     try:
         if storage.is_remote(uri):
             return pq.ParquetFile(pa.BufferReader(storage.read_bytes(uri)))
-        return pq.ParquetFile(str(storage.local_path(uri)), memory_map=True)
+        return pq.ParquetFile(str(storage.local_path(uri)))
     except pa.ArrowInvalid as e:
         raise VlaopsError(f"{uri}: not a readable parquet file ({e})") from None
 
 
 def _row_group_batches(
-    pf: pq.ParquetFile, columns: list[str], rows: int = 1 << 20
+    pf: pq.ParquetFile, columns: list[str], rows: int = 1 << 16
 ) -> Iterator[pa.Table]:
     """Whole row groups, read several at a time (multi-threaded) up to ~``rows`` rows."""
     meta, start = pf.metadata, 0
