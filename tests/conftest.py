@@ -110,6 +110,12 @@ def bucket(gcs_server) -> str:
     return gcs_server.bucket()
 
 
+@pytest.fixture(scope="session")
+def free_ports():
+    """A function returning a free TCP port on 127.0.0.1 each call."""
+    return free_port
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]

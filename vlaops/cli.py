@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "norm-stats": "vlaops.data.norm_stats",
     "generate-demos": "vlaops.sim.demos",
     "evaluate": "vlaops.sim.evaluate",
+    "serve": "vlaops.serve.triton",
+    "infer": "vlaops.serve.client",
 }
 
 
