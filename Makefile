@@ -38,8 +38,9 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON312) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
-	@# nvidia-pytriton pins numpy<2; only its bundled tritonserver binary and Python-backend stubs are used.
-	$(BIN)/pip install -q --no-deps -c constraints.txt nvidia-pytriton
+	@# These pin numpy<2 but run fine on numpy 2 for what we use: nvidia-pytriton for its bundled
+	@# tritonserver binary and Python-backend stubs, openpi-client to test the openpi bridge.
+	$(BIN)/pip install -q --no-deps -c constraints.txt nvidia-pytriton openpi-client
 	touch $@
 
 test: setup ## run the whole test suite (unit, integration against real local servers, end to end)

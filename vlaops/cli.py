@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "vlaops.sim.evaluate",
     "serve": "vlaops.serve.triton",
     "infer": "vlaops.serve.client",
+    "bridge": "vlaops.serve.bridge",
 }
 
 

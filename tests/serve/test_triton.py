@@ -220,3 +220,56 @@ def test_new_version_under_load_loses_no_request(server):
     assert not errors, errors[:3]
     assert offsets[0] == 1.0 and offsets[-1] == 2.0
     assert len(offsets) > 20
+
+
+# ── openpi protocol bridge, driven by the real openpi-client package ────────────────────────────
+
+
+def _openpi_obs(seed=0):
+    o = _obs(seed=seed)
+    return {  # openpi's ALOHA client sends CHW images
+        "images": {
+            c: np.ascontiguousarray(img.transpose(2, 0, 1)) for c, img in o["images"].items()
+        },
+        "state": o["state"],
+        "prompt": o["prompt"],
+    }, o
+
+
+@pytest.mark.slow
+def test_openpi_client_through_bridge_to_triton(server):
+    from openpi_client import websocket_client_policy
+
+    from vlaops.serve.bridge import Bridge
+
+    with Bridge(TritonPolicy(server.grpc_url, "echo")) as bridge:
+        client = websocket_client_policy.WebsocketClientPolicy("127.0.0.1", bridge.port)
+        assert client.get_server_metadata()["action_dim"] == 5
+        for seed in range(3):
+            request, obs = _openpi_obs(seed)
+            result = client.infer(request)
+            want = EchoPolicy().actions(obs)
+            np.testing.assert_allclose(result["actions"][:, :4], want[:, :4], rtol=1e-6)
+            assert result["policy_timing"]["infer_ms"] > 0
+        import urllib.request
+
+        assert urllib.request.urlopen(f"http://127.0.0.1:{bridge.port}/healthz").status == 200
+
+
+def test_bridge_reports_errors_as_text_then_closes_1011():
+    import websockets.sync.client as wsc
+
+    from vlaops import wire
+    from vlaops.serve.bridge import Bridge
+
+    with (
+        Bridge(EchoPolicy()) as bridge,
+        wsc.connect(f"ws://127.0.0.1:{bridge.port}", max_size=None) as ws,
+    ):
+        assert wire.unpack(ws.recv())["state_dim"] == 3
+        ws.send(wire.pack({"images": {}, "prompt": "no state"}))
+        text = ws.recv()
+        assert isinstance(text, str) and "observation has no 'state'" in text
+        with pytest.raises(Exception) as e:
+            ws.recv()
+        assert e.value.rcvd.code == 1011

@@ -21,45 +21,10 @@ import threading
 import urllib.error
 import urllib.request
 
-import msgpack
-import numpy as np
-
 from vlaops.errors import VlaopsError
+from vlaops.wire import pack, unpack
 
 CONTENT_TYPE = "application/msgpack"
-
-
-def _encode(obj):
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind in "OV":
-            raise TypeError(f"cannot send arrays of dtype {obj.dtype}")
-        return {
-            b"__ndarray__": True,
-            b"data": obj.tobytes(),
-            b"dtype": obj.dtype.str,
-            b"shape": obj.shape,
-        }
-    if isinstance(obj, np.generic):
-        return {b"__npgeneric__": True, b"data": obj.item(), b"dtype": obj.dtype.str}
-    return obj
-
-
-def _decode(obj):
-    if b"__ndarray__" in obj:
-        return np.ndarray(
-            buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=obj[b"shape"]
-        ).copy()
-    if b"__npgeneric__" in obj:
-        return np.dtype(obj[b"dtype"]).type(obj[b"data"])
-    return obj
-
-
-def pack(obj) -> bytes:
-    return msgpack.packb(obj, default=_encode)
-
-
-def unpack(data: bytes):
-    return msgpack.unpackb(data, object_hook=_decode)
 
 
 class RemotePolicy:
