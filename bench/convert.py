@@ -133,10 +133,10 @@ def main() -> None:
     print(
         f"\n{args.episodes} episodes × {args.length} frames × 3 cameras 480×640 ({frames} frames), {os.cpu_count()} cores"
     )
-    print(f"| {'method':<52} | {'seconds':>8} | {'frames/s':>9} | {'vs reference':>12} |")
-    print(f"|{'-' * 54}|{'-' * 10}|{'-' * 11}|{'-' * 14}|")
+    print(f"| {'method':<56} | {'seconds':>8} | {'frames/s':>9} | {'vs reference':>12} |")
+    print(f"|{'-' * 58}|{'-' * 10}|{'-' * 11}|{'-' * 14}|")
     for name, secs in results:
-        print(f"| {name:<52} | {secs:>8.1f} | {frames / secs:>9.1f} | {base / secs:>11.2f}× |")
+        print(f"| {name:<56} | {secs:>8.1f} | {frames / secs:>9.1f} | {base / secs:>11.2f}× |")
 
 
 if __name__ == "__main__":
