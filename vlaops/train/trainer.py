@@ -1,0 +1,318 @@
+"""The training loop: FSDP over a (data, fsdp) mesh, AdamW + warmup-cosine + clipping, EMA, a
+freeze filter (LoRA), orbax checkpoints, exact resume, SIGTERM-safe.
+
+    trainer = Trainer(model, loss_fn, TrainerConfig(steps=2000, batch_size=32), loader, "gs://ckpt/run1",
+                      norm_stats=stats, config_json=resolved_config)
+    trainer.run()      # resumes from the newest checkpoint if there is one
+
+``model`` is a Flax NNX module; ``loss_fn(model, rng, batch) -> scalar``. Everything that changes
+during training — params, optimizer state, EMA, step, RNG key, loader position — is one pytree
+saved in every checkpoint, and each step's randomness is ``fold_in(key, step)``, so a run killed at
+step k and resumed produces the same losses as an uninterrupted one. SIGTERM (a spot VM reclaimed)
+finishes the current step, saves, and returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from vlaops import storage
+from vlaops.train import checkpoint, sharding
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    peak_lr: float = 2.5e-5  # openpi's pi0 fine-tuning defaults
+    warmup_steps: int = 1000
+    end_lr: float = 2.5e-6  # cosine decays to this by the last step
+    b1: float = 0.9
+    b2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 1e-10
+    clip_norm: float = 1.0  # global-norm gradient clipping
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    steps: int = 30_000
+    batch_size: int = 32  # global, over all processes
+    seed: int = 42
+    optimizer: OptimizerConfig = OptimizerConfig()
+    ema_decay: float | None = 0.99  # None: no EMA (openpi turns it off for LoRA)
+    fsdp: int | None = None  # devices per shard group; None: all
+    log_every: int = 100
+    save_every: int = 1000
+    keep_checkpoints: int = 3
+    asset_id: str = "robot"  # norm stats go to assets/<asset_id>/
+
+
+def schedule(cfg: OptimizerConfig, steps: int) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(
+        0.0,
+        cfg.peak_lr,
+        min(cfg.warmup_steps, max(steps - 1, 1)),
+        max(steps, cfg.warmup_steps + 1),
+        cfg.end_lr,
+    )
+
+
+@dataclass
+class Trainer:
+    model: nnx.Module
+    loss_fn: Callable[[nnx.Module, jax.Array, dict], jax.Array]
+    config: TrainerConfig
+    loader: Any  # iterable of numpy batch dicts with state_dict()/load_state_dict() (vlaops.data.loader.Loader)
+    checkpoint_dir: str
+    norm_stats: dict = field(default_factory=dict)
+    config_json: dict = field(default_factory=dict)
+    trainable: nnx.filterlib.Filter = (
+        nnx.Param
+    )  # which params train (LoRA: adapters and unfrozen parts)
+    metrics_file: str | None = None
+    hooks: list[tuple[int, Callable[[int, dict], None]]] = field(default_factory=list)
+    flops_per_sample: float | None = None  # for the MFU estimate
+    peak_flops_per_device: float | None = None
+    _stop: bool = field(default=False, init=False)
+
+    def add_hook(self, fn: Callable[[int, dict], None], every: int = 1) -> None:
+        self.hooks.append((every, fn))
+
+    # ── state ──────────────────────────────────────────────────────────────────────────────────
+
+    def _setup(self) -> None:
+        cfg = self.config
+        self.mesh = sharding.make_mesh(cfg.fsdp)
+        # trainable params get gradients, optimizer state and EMA; frozen ones ride along unchanged
+        self.graphdef, trainable, frozen, self.rest = nnx.split(
+            self.model, self.trainable, nnx.Param, ...
+        )
+        self.tx = optax.chain(
+            optax.clip_by_global_norm(cfg.optimizer.clip_norm),
+            optax.adamw(
+                schedule(cfg.optimizer, cfg.steps),
+                b1=cfg.optimizer.b1,
+                b2=cfg.optimizer.b2,
+                eps=cfg.optimizer.eps,
+                weight_decay=cfg.optimizer.weight_decay,
+            ),
+        )
+        self.lr = schedule(cfg.optimizer, cfg.steps)
+
+        def init(trainable, frozen):
+            return {
+                "params": trainable,
+                "frozen": frozen,
+                "opt_state": self.tx.init(trainable),
+                "ema": trainable if cfg.ema_decay else {},
+                "step": jnp.zeros((), jnp.int32),
+                "rng": jax.random.key_data(jax.random.key(cfg.seed)),
+                "loader_position": jnp.zeros((), jnp.int32),
+            }
+
+        abstract = jax.eval_shape(init, trainable, frozen)
+        self.state_shardings = sharding.shardings_for(abstract, self.mesh)
+        self.abstract_state = jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+            abstract,
+            self.state_shardings,
+        )
+        self.state = jax.jit(init, out_shardings=self.state_shardings)(trainable, frozen)
+        self.n_trainable = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(trainable))
+        self._step_fn = jax.jit(
+            self._train_step, donate_argnums=0, out_shardings=(self.state_shardings, None)
+        )
+
+    def _train_step(self, state: dict, batch: dict):
+        cfg = self.config
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+
+        def loss_of(trainable):
+            return self.loss_fn(
+                nnx.merge(self.graphdef, trainable, state["frozen"], self.rest), rng, batch
+            )
+
+        loss, grads = jax.value_and_grad(loss_of)(state["params"])
+        updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        new = dict(
+            state,
+            params=params,
+            opt_state=opt_state,
+            step=state["step"] + 1,
+            loader_position=state["loader_position"] + 1,
+        )
+        if cfg.ema_decay:
+            new["ema"] = jax.tree.map(
+                lambda e, p: cfg.ema_decay * e + (1 - cfg.ema_decay) * p, state["ema"], params
+            )
+        return new, {
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "lr": self.lr(state["step"]),
+        }
+
+    # ── checkpoints ────────────────────────────────────────────────────────────────────────────
+
+    @property
+    def _served_key(self) -> str:
+        """What ``params/`` holds: the EMA weights when EMA is on (what gets deployed)."""
+        return "ema" if self.config.ema_decay else "params"
+
+    def full_params(self, which: str | None = None) -> nnx.State:
+        """Trainable + frozen params as one tree (openpi's layout when the model mirrors it)."""
+        return nnx.merge_state(self.state[which or self._served_key], self.state["frozen"])
+
+    def save(self) -> None:
+        step = int(self.state["step"])
+        key = self._served_key
+        train_state = {k: v for k, v in self.state.items() if k not in (key, "frozen")}
+        checkpoint.save(
+            self.manager,
+            step,
+            self.full_params().to_pure_dict(),
+            train_state,
+            self.norm_stats,
+            self.config.asset_id,
+            self.config_json | {"trainer": _jsonable(dataclasses.asdict(self.config))},
+        )
+        log.info("saved checkpoint %s/%d", self.checkpoint_dir, step)
+
+    def _restore(self) -> bool:
+        key, abstract = self._served_key, self.abstract_state
+        full_target = nnx.merge_state(abstract[key], abstract["frozen"]).to_pure_dict()
+        ts_target = {k: v for k, v in abstract.items() if k not in (key, "frozen")}
+        found = checkpoint.restore_latest(self.manager, full_target, ts_target)
+        if found is None:
+            return False
+        step, full, train_state = found
+        template = self.full_params()
+        nnx.replace_by_pure_dict(template, full)
+        served, frozen = nnx.split_state(template, self.trainable, ...)
+        state = dict(train_state, frozen=frozen)
+        state[key] = served
+        self.state = jax.device_put(state, self.state_shardings)
+        self.loader.load_state_dict(
+            {"position": int(state["loader_position"]), "seed": self.loader.seed}
+        )
+        log.info("resumed from %s/%d", self.checkpoint_dir, step)
+        return True
+
+    # ── loop ───────────────────────────────────────────────────────────────────────────────────
+
+    def run(self, resume: bool = True) -> dict:
+        """Train to ``config.steps``; returns the last logged metrics."""
+        self._setup()
+        self.manager = checkpoint.manager(self.checkpoint_dir, keep=self.config.keep_checkpoints)
+        if resume:
+            self._restore()
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        metrics: dict = {}
+        try:
+            metrics = self._loop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return metrics
+
+    def _on_sigterm(self, *_):
+        log.warning("SIGTERM: finishing this step, saving a checkpoint, then stopping")
+        self._stop = True
+
+    def _loop(self) -> dict:
+        cfg, step = self.config, int(self.state["step"])
+        batches = iter(self.loader)
+        wait = 0.0
+        window_start, window_steps, last = time.perf_counter(), 0, {}
+        while step < cfg.steps and not self._stop:
+            t0 = time.perf_counter()
+            batch = sharding.shard_batch(next(batches), self.mesh)
+            t1 = time.perf_counter()
+            self.state, out = self._step_fn(self.state, batch)
+            step += 1
+            window_steps += 1
+            wait += t1 - t0
+            if step % cfg.log_every == 0 or step == cfg.steps or self._stop:
+                out = jax.device_get(out)
+                elapsed = time.perf_counter() - window_start
+                last = {
+                    "step": step,
+                    "loss": float(out["loss"]),
+                    "grad_norm": float(out["grad_norm"]),
+                    "lr": float(out["lr"]),
+                    "samples_per_sec": window_steps * cfg.batch_size / elapsed,
+                    "data_wait_frac": wait / elapsed if elapsed else 0.0,
+                }
+                if self.flops_per_sample and self.peak_flops_per_device:
+                    last["mfu"] = (
+                        last["samples_per_sec"]
+                        * self.flops_per_sample
+                        / (self.peak_flops_per_device * jax.device_count())
+                    )
+                self._log(last)
+                window_start, window_steps, wait = time.perf_counter(), 0, 0.0
+            for every, fn in self.hooks:
+                if step % every == 0:
+                    fn(step, last)
+            if step % cfg.save_every == 0 and step < cfg.steps:
+                self.save()
+        self.save()
+        return last
+
+    def _log(self, m: dict) -> None:
+        if jax.process_index() != 0:
+            return
+        line = json.dumps(m)
+        print(line, flush=True)
+        if self.metrics_file:
+            with open(self.metrics_file, "a") as f:
+                f.write(line + "\n")
+
+
+def _key(k) -> Any:
+    return getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))
+
+
+def _jsonable(obj):
+    return json.loads(json.dumps(obj, default=str))
+
+
+def loss_curve_png(metrics_file: str, out_uri: str) -> None:
+    """Plot ``loss`` over ``step`` from a metrics JSON-lines file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_file) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train")
+    val = [r for r in rows if "val_loss" in r]
+    if val:
+        ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow-matching loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    import io
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    storage.write_bytes(out_uri, buf.getvalue())
