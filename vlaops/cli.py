@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "norm-stats": "vlaops.data.norm_stats",
     "generate-demos": "vlaops.sim.demos",
     "evaluate": "vlaops.sim.evaluate",
+    "model": "vlaops.model.cli",
     "serve": "vlaops.serve.triton",
     "infer": "vlaops.serve.client",
     "bridge": "vlaops.serve.bridge",
