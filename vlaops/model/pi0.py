@@ -20,6 +20,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from vlaops.model import layers
@@ -40,7 +41,14 @@ def _p(rngs: nnx.Rngs, shape, fan_in: int | None = None, init: str = "normal") -
     if init == "zeros":
         return nnx.Param(jnp.zeros(shape, jnp.float32))
     std = 1.0 if fan_in is None else fan_in**-0.5
-    return nnx.Param(std * jax.random.truncated_normal(rngs.params(), -2, 2, shape, jnp.float32))
+    key = rngs.params()
+    if isinstance(key, jax.core.Tracer):  # abstract evaluation (e.g. listing pi0's 3B params)
+        return nnx.Param(std * jax.random.normal(key, shape, jnp.float32))
+    # Concrete init on the host: one XLA compile per distinct shape would cost seconds on a CPU.
+    seed = np.asarray(jax.random.key_data(key)).astype(np.uint64)
+    return nnx.Param(
+        jnp.asarray(std * np.random.default_rng(seed).standard_normal(shape, np.float32))
+    )
 
 
 def _siglip(cfg: SigLIPConfig, out_width: int, rngs) -> Node:

@@ -61,16 +61,13 @@ def load(uri: str, dtype=None) -> dict:
         raise VlaopsError(f"{uri}: no checkpoint here")
     try:
         with ocp.PyTreeCheckpointer() as ckptr:
-            meta = ckptr.metadata(path)
-            tree = meta.tree if hasattr(meta, "tree") else meta
-            restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-            restored = ckptr.restore(path, restore_args=restore_args)
+            restored = ckptr.restore(path)
     except Exception as e:
         raise VlaopsError(
             f"{uri}: not a readable orbax params checkpoint ({str(e).splitlines()[0][:200]})"
         ) from None
     params = restored.get("params", restored)
-    flat = _strip_value(flatten(params))
+    flat = {k: np.asarray(v) for k, v in _strip_value(flatten(params)).items()}
     if dtype is not None:
         flat = {k: np.asarray(v).astype(dtype) for k, v in flat.items()}
     return unflatten(flat)
