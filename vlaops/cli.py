@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "generate-demos": "vlaops.sim.demos",
     "evaluate": "vlaops.sim.evaluate",
     "model": "vlaops.model.cli",
+    "train": "vlaops.train.cli",
     "serve": "vlaops.serve.triton",
     "infer": "vlaops.serve.client",
     "bridge": "vlaops.serve.bridge",

@@ -52,3 +52,19 @@ class Tokenizer:
             tokens[i, : len(ids)] = ids
             mask[i, : len(ids)] = True
         return tokens, mask
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens (BOS = 1, byte b = b + 2, newline included): the tokenizer of the tiny
+    configs, which need no download and a vocabulary of 258."""
+
+    vocab_size = 258
+
+    def __init__(self, max_len: int = 16):
+        self.max_len = max_len
+
+    def encode(self, prompt: str) -> list[int]:
+        cleaned = prompt.strip().replace("_", " ").replace("\n", " ") + "\n"
+        return [1, *(b + 2 for b in cleaned.encode())]
+
+    __call__ = Tokenizer.__call__

@@ -299,9 +299,10 @@ def loss_curve_png(metrics_file: str, out_uri: str) -> None:
 
     with open(metrics_file) as f:
         rows = [json.loads(line) for line in f if line.strip()]
+    val = [r for r in rows if "val_loss" in r]
+    rows = [r for r in rows if "loss" in r]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label="train")
-    val = [r for r in rows if "val_loss" in r]
     if val:
         ax.plot([r["step"] for r in val], [r["val_loss"] for r in val], "o-", label="validation")
     ax.set_xlabel("step")
