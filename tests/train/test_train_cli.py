@@ -1,0 +1,107 @@
+"""`vlaops train --config debug` end to end: real converted dataset, pi0_tiny, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vlaops.cli import main
+from vlaops.data.convert import convert
+from vlaops.data.synthetic import aloha_episode
+from vlaops.train import checkpoint
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train_cli")
+    (tmp / "raw").mkdir()
+    for i in range(4):
+        aloha_episode(
+            tmp / "raw" / f"episode_{i}.hdf5", 16, ("cam_high", "cam_left_wrist"), (48, 64), seed=i
+        )
+    convert(
+        str(tmp / "raw"),
+        "aloha-hdf5",
+        str(tmp / "ds"),
+        repo_id="t/tc",
+        fps=50,
+        task="pick up the cube",
+        workers=1,
+    )
+    assert main(["norm-stats", "--dataset", str(tmp / "ds"), "--output", str(tmp / "ns.json")]) == 0
+    return tmp
+
+
+@pytest.mark.slow
+def test_debug_training_end_to_end_and_resume(dataset, tmp_path):
+    ckpt = tmp_path / "run"
+    args = [
+        "train",
+        "--config",
+        "debug",
+        "--dataset",
+        str(dataset / "ds"),
+        "--norm-stats",
+        str(dataset / "ns.json"),
+        "--checkpoint-dir",
+        str(ckpt),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--steps",
+        "12",
+    ]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 12 and sum(losses[-3:]) < sum(losses[:3])
+    assert {"grad_norm", "lr", "samples_per_sec", "data_wait_frac"} <= set(rows[0])
+    assert (ckpt / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assets = checkpoint.read_assets(str(ckpt / "12"))
+    cfg = json.loads(assets["config.json"])
+    assert cfg["model"] == "pi0_tiny" and cfg["data"]["cameras"]["base_0_rgb"] == "cam_high"
+    assert "aloha_sim/norm_stats.json" in assets
+    # an existing run is not overwritten by accident; --resume continues it
+    assert main(args) == 2
+    assert main([*args[:-1], "16", "--resume"]) == 0
+    assert checkpoint.manager(str(ckpt)).latest_step() == 16
+
+
+def test_dataset_that_does_not_fit_fails_before_training(dataset, tmp_path, capsys):
+    ns = json.loads((dataset / "ns.json").read_text())
+    ns["norm_stats"]["state"]["mean"] = ns["norm_stats"]["state"]["mean"][:7]
+    (tmp_path / "bad_ns.json").write_text(json.dumps(ns))
+    rc = main(
+        [
+            "train",
+            "--config",
+            "debug",
+            "--dataset",
+            str(dataset / "ds"),
+            "--norm-stats",
+            str(tmp_path / "bad_ns.json"),
+            "--checkpoint-dir",
+            str(tmp_path / "run"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
+    assert rc == 2 and "is for 7-d state" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_unknown_config(capsys):
+    rc = main(
+        [
+            "train",
+            "--config",
+            "pi0_aloha_sim_loar",
+            "--dataset",
+            "x",
+            "--norm-stats",
+            "y",
+            "--checkpoint-dir",
+            "z",
+        ]
+    )
+    assert rc == 2 and "did you mean 'pi0_aloha_sim_lora'" in capsys.readouterr().err
