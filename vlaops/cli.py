@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "vlaops.sim.evaluate",
     "model": "vlaops.model.cli",
     "train": "vlaops.train.cli",
+    "export": "vlaops.serve.export",
     "serve": "vlaops.serve.triton",
     "infer": "vlaops.serve.client",
     "bridge": "vlaops.serve.bridge",

@@ -47,6 +47,7 @@ def server(tmp_path_factory, free_ports):
         free_ports(),
         poll_seconds=1,
         log_file=str(tmp / "triton.log"),
+        exit_timeout=5,
     )
     with srv:
         srv.tmp = tmp

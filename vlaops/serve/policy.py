@@ -115,3 +115,83 @@ class Policy:
         if cfg.delta_action_mask is not None:
             out = transforms.DeltaActions(cfg.delta_action_mask).to_absolute(out, state)
         return out[:, : cfg.action_horizon]
+
+
+# ── pi0 from an exported model-repository version ─────────────────────────────────────────────
+
+
+def load(version_dir) -> Policy:
+    """Build the pi0 policy of an exported version folder (Triton's backend calls this).
+
+    The folder holds ``params/`` (bf16, LoRA merged), ``config.json`` (the training config it came
+    from), ``norm_stats.json`` and, for the real model, ``tokenizer.model``. Sampling is
+    deterministic: the same observation always gets the same actions (fixed noise seed).
+    """
+    import json
+    from pathlib import Path
+
+    import jax
+    from flax import nnx
+
+    from vlaops.model import weights
+    from vlaops.model.pi0 import Pi0
+    from vlaops.model.tokenizer import ByteTokenizer, Tokenizer
+
+    version_dir = Path(version_dir)
+    cfg = json.loads((version_dir / "config.json").read_text())
+    model_cfg = serving_model_config(cfg["model"])
+    model = Pi0(model_cfg, nnx.Rngs(0))
+    weights.assign(model, weights.load(str(version_dir / "params")))
+    graphdef, params = nnx.split(model, nnx.Param)
+    stats = json.loads((version_dir / "norm_stats.json").read_text())
+    tok_file = version_dir / "tokenizer.model"
+    tokenizer = (
+        Tokenizer(tok_file.read_bytes(), model_cfg.max_token_len)
+        if tok_file.exists()
+        else ByteTokenizer(model_cfg.max_token_len)
+    )
+
+    noise = jax.random.normal(
+        jax.random.key(0), (1, model_cfg.action_horizon, model_cfg.action_dim)
+    )
+
+    @jax.jit
+    def sample(params, inputs):
+        # the same noise for every row: an observation's actions do not depend on its batch-mates
+        b = inputs["state"].shape[0]
+        return nnx.merge(graphdef, params).sample_actions(
+            None, inputs, noise=jax.numpy.broadcast_to(noise, (b, *noise.shape[1:]))
+        )
+
+    data = cfg["data"]
+    ns = stats["norm_stats"]
+    pcfg = PolicyConfig(
+        cameras={k: v for k, v in data["cameras"].items() if v},
+        state_dim=len(ns["state"]["mean"]),
+        action_dim=len(ns["actions"]["mean"]),
+        action_horizon=model_cfg.action_horizon,
+        model_dim=model_cfg.action_dim,
+        image_size=data["image_size"],
+        delta_action_mask=tuple(data["delta_action_mask"])
+        if data.get("delta_action_mask")
+        else None,
+    )
+    policy = Policy(
+        lambda inputs: sample(params, inputs),
+        pcfg,
+        transforms.Normalizer.from_norm_stats(stats),
+        tokenizer,
+    )
+    policy.infer(
+        {"images": {}, "state": np.zeros(pcfg.state_dim, np.float32), "prompt": ""}
+    )  # compile batch 1 now
+    return policy
+
+
+def serving_model_config(name: str):
+    """The model config to serve a checkpoint of config ``name``: adapters merged, so no LoRA."""
+    import dataclasses
+
+    from vlaops.model.config import get_config
+
+    return dataclasses.replace(get_config(name), paligemma_lora=None, expert_lora=None, remat=False)

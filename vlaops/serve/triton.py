@@ -109,6 +109,7 @@ class Server:
     poll_seconds: int = 0
     log_file: str | None = None
     startup_timeout: float = 300.0
+    exit_timeout: int = 30  # seconds Triton waits for in-flight requests on SIGTERM
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, init=False, repr=False)
 
@@ -180,7 +181,7 @@ class Server:
         if self._proc and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
             try:
-                self._proc.wait(timeout=40)
+                self._proc.wait(timeout=self.exit_timeout + 10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
