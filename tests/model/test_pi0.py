@@ -28,8 +28,10 @@ def _obs(seed=0, masked_camera=False):
         "images": {c: jnp.asarray(rng.integers(0, 255, (B, 56, 56, 3), np.uint8)) for c in CAMERAS},
         "image_masks": {c: jnp.ones(B, bool) for c in CAMERAS},
         "state": jnp.asarray(rng.normal(size=(B, 32)), jnp.float32),
-        "tokenized_prompt": jnp.asarray(rng.integers(1, 255, (B, 16)), jnp.int32),
-        "tokenized_prompt_mask": jnp.asarray(np.arange(16)[None] < np.array([[9], [16]])),
+        "tokenized_prompt": jnp.asarray(rng.integers(1, 255, (B, TINY.max_token_len)), jnp.int32),
+        "tokenized_prompt_mask": jnp.asarray(
+            np.arange(TINY.max_token_len)[None] < np.array([[9], [30]])
+        ),
     }
     if masked_camera:
         obs["image_masks"]["right_wrist_0_rgb"] = jnp.zeros(B, bool)

@@ -19,6 +19,7 @@ from vlaops.errors import VlaopsError
 
 DEFAULT_URI = "gs://big_vision/paligemma_tokenizer.model"
 log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 
 class Tokenizer:
@@ -47,7 +48,11 @@ class Tokenizer:
         for i, p in enumerate(prompts):
             ids = self.encode(p)
             if len(ids) > self.max_len:
-                log.warning("prompt of %d tokens truncated to %d: %r", len(ids), self.max_len, p)
+                if p not in _warned:  # once per prompt: a robot sends the same one every step
+                    _warned.add(p)
+                    log.warning(
+                        "prompt of %d tokens truncated to %d: %r", len(ids), self.max_len, p
+                    )
                 ids = ids[: self.max_len]
             tokens[i, : len(ids)] = ids
             mask[i, : len(ids)] = True

@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 def configure(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="pi0 checkpoint URI, evaluated in-process")
-    src.add_argument("--server", help="policy server URL (vlaops.sim.remote protocol)")
+    src.add_argument(
+        "--server",
+        help="Triton HOST:PORT (gRPC, model pi0) or http:// URL of a vlaops.sim.remote server",
+    )
     src.add_argument("--policy", choices=("scripted", "random"), help="a built-in policy")
     p.add_argument("--task", required=True, help="transfer_cube or insertion")
     p.add_argument("--episodes", type=int, default=50, help="number of episodes (default 50)")

@@ -84,12 +84,18 @@ class RandomPolicy:
 
 
 def load_checkpoint(uri: str) -> Policy:
-    """An in-process policy from a pi0 checkpoint: the one place the model plugs in."""
-    raise VlaopsError(
-        f"checkpoint {uri}: in-process checkpoint evaluation needs the pi0 model (issue 3), which "
-        "is not in this version of vlaops; serve the checkpoint and pass --server URL, or evaluate "
-        "--policy scripted|random"
-    )
+    """An in-process pi0 policy from a training checkpoint (a run folder or one step of it): the
+    checkpoint is exported exactly as for Triton (bf16, LoRA merged) into a temporary folder and
+    loaded with the serving policy, so evaluation sees what deployment will serve."""
+    import tempfile
+    from pathlib import Path
+
+    from vlaops.serve import export
+    from vlaops.serve import policy as serving
+
+    tmp = tempfile.mkdtemp(prefix="vlaops-eval-")
+    version = export.export(uri, tmp, "pi0")
+    return serving.load(Path(tmp) / "pi0" / str(version))
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,12 @@ class PolicySpec:
         if self.kind == "checkpoint":
             return load_checkpoint(self.uri)
         if self.kind == "server":
+            if "://" not in self.uri or self.uri.startswith(
+                "grpc://"
+            ):  # HOST:PORT is Triton's gRPC
+                from vlaops.serve.client import TritonPolicy
+
+                return TritonPolicy(self.uri, "pi0")
             from vlaops.sim import remote
 
             return remote.RemotePolicy(self.uri)
