@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export MUJOCO_GL ?= egl
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: help setup test test-fast lint format bench clean
+.PHONY: help setup test test-fast lint format bench clean run-local compile-pipeline
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-18s\033[0m %s\n",$$1,$$2}'
@@ -56,6 +56,12 @@ lint: setup ## ruff lint and format check
 format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+run-local: setup ## the whole pipeline on this CPU via kfp.local (tiny model, local Triton); artifacts in local-run/
+	$(BIN)/python -m pipelines.run_local
+
+compile-pipeline: setup ## write the finetune pipeline YAML (finetune.yaml)
+	$(BIN)/python -m pipelines.finetune --output finetune.yaml
 
 bench: setup ## run the CPU benchmarks in bench/ (prints tables and ratios)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -269,7 +269,8 @@ class Trainer:
                     fn(step, last)
             if step % cfg.save_every == 0 and step < cfg.steps:
                 self.save()
-        self.save()
+        if self.manager.latest_step() != step:  # a finished run re-started has nothing new to save
+            self.save()
         return last
 
     def _log(self, m: dict) -> None:

@@ -1,0 +1,22 @@
+"""Publish a checkpoint as a new Triton model-repository version (``vlaops export``)."""
+
+from kfp import dsl
+from kfp.dsl import Input, Model, Output
+
+from vlaops import images
+
+
+@dsl.component(base_image=images.SERVE)
+def export(checkpoint: Input[Model], model_repository: str, model_name: str, served: Output[Model]):
+    from vlaops import storage
+    from vlaops.serve import export as ex
+
+    version = ex.export(checkpoint.metadata["uri"], model_repository, model_name)
+    served.metadata.update(
+        {
+            "uri": storage.join(model_repository, model_name, str(version)),
+            "version": version,
+            "model_repository": model_repository,
+            "model_name": model_name,
+        }
+    )
