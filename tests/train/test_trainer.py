@@ -27,8 +27,8 @@ from vlaops.train.trainer import OptimizerConfig, Trainer, TrainerConfig
 
 class Regressor(nnx.Module):
     def __init__(self, rngs: nnx.Rngs):
-        self.hidden = nnx.Linear(32, 64, rngs=rngs)
-        self.out = nnx.Linear(64, 32, rngs=rngs)
+        self.hidden = nnx.Linear(32, 256, rngs=rngs)
+        self.out = nnx.Linear(256, 32, rngs=rngs)
 
     def __call__(self, x):
         return self.out(jax.nn.gelu(self.hidden(x)))
@@ -157,3 +157,28 @@ def test_checkpoints_on_gcs(dataset, bucket):
     t = _trainer(dataset, ckpt, steps=6)
     t.run()
     assert int(t.state["step"]) == 6
+
+
+@pytest.mark.slow
+def test_fsdp_over_8_devices_gives_the_same_losses_as_1(dataset, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "fsdp_run.py"
+    out = {}
+    for n in (1, 8):
+        env = dict(
+            os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu"
+        )
+        res = subprocess.run(
+            [sys.executable, str(script), str(dataset), str(tmp_path / f"ckpt{n}")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        out[n] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out[8]["devices"] == 8 and out[1]["devices"] == 1
+    assert any("fsdp" in s for s in out[8]["specs"])  # parameters really are sharded
+    np.testing.assert_allclose(out[8]["losses"], out[1]["losses"], rtol=1e-4)
