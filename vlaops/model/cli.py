@@ -30,9 +30,10 @@ def run(args: argparse.Namespace) -> None:
         for name in config.CONFIGS:
             print(name)
         return
-    for key, shape in abstract_params(config.get_config(args.config)):
+    listing = abstract_params(config.get_config(args.config))
+    for key, shape in listing:
         print(f"{key} {shape}")
-    print(f"total {sum(_size(s) for _, s in abstract_params(config.get_config(args.config)))}")
+    print(f"total {sum(_size(s) for _, s in listing)}")
 
 
 def abstract_params(cfg) -> list[tuple[str, tuple[int, ...]]]:

@@ -15,6 +15,8 @@ from vlaops.errors import VlaopsError
 
 @dataclass(frozen=True)
 class GemmaConfig:
+    """One Gemma expert. Both experts of pi0 must share depth, heads, kv heads and head dim."""
+
     width: int  # embedding width
     depth: int  # layers (stacked on a leading axis)
     mlp_dim: int  # GeGLU hidden width
@@ -25,12 +27,14 @@ class GemmaConfig:
 
 @dataclass(frozen=True)
 class SigLIPConfig:
-    width: int
-    depth: int
-    mlp_dim: int
+    """The ViT vision tower (So400m/14 for pi0): no pooling, a linear head to the LLM width."""
+
+    width: int  # token width (head dim = width / num_heads)
+    depth: int  # encoder blocks (stacked on a leading axis)
+    mlp_dim: int  # MLP hidden width
     num_heads: int
-    patch: int = 14
-    image_size: int = 224
+    patch: int = 14  # square patch side, pixels
+    image_size: int = 224  # square input side, pixels (inputs are resized with pad to this)
 
     @property
     def tokens(self) -> int:
@@ -39,8 +43,10 @@ class SigLIPConfig:
 
 @dataclass(frozen=True)
 class LoRAConfig:
-    rank: int
-    alpha: float
+    """Adapters on every attention einsum and both MLP matrices of one expert (see lora.py)."""
+
+    rank: int  # adapter rank r
+    alpha: float  # attention adapters are scaled by alpha / rank (MLP ones unscaled, as openpi)
 
     @property
     def scale(self) -> float:
@@ -49,16 +55,18 @@ class LoRAConfig:
 
 @dataclass(frozen=True)
 class Pi0Config:
+    """pi0: SigLIP + Gemma 2B (expert 0) + the action expert (expert 1)."""
+
     paligemma: GemmaConfig  # expert 0: the VLM backbone (Gemma 2B)
     expert: GemmaConfig  # expert 1: the action expert (Gemma 300M)
     siglip: SigLIPConfig
-    vocab_size: int = 257_152
+    vocab_size: int = 257_152  # PaliGemma's SentencePiece vocabulary
     action_dim: int = 32  # state and actions are padded to this
     action_horizon: int = 50
     max_token_len: int = 48  # prompt tokens
-    num_cameras: int = 3
-    paligemma_lora: LoRAConfig | None = None
-    expert_lora: LoRAConfig | None = None
+    num_cameras: int = 3  # the first N of pi0.CAMERAS (base, left wrist, right wrist)
+    paligemma_lora: LoRAConfig | None = None  # None: no adapters on the 2B
+    expert_lora: LoRAConfig | None = None  # None: no adapters on the action expert
     dtype: str = "bfloat16"  # activations; params stay float32 in training
     remat: bool = True  # recompute each layer's activations in the backward pass
 

@@ -1,12 +1,15 @@
 """openpi parameter trees in and out: orbax ``params/`` checkpoints, LoRA merging, key listings.
 
-    params = weights.load("gs://openpi-assets/checkpoints/pi0_base/params", dtype=jnp.bfloat16)
-    weights.assign(model, params)                      # errors name the key that is missing or mis-shaped
-    weights.save(model, "out/params")                  # {"params": tree}, which openpi restores
+    model = weights.restore(get_config("pi0"), "gs://openpi-assets/checkpoints/pi0_base/params",
+                            dtype=jnp.bfloat16)        # no random init of 3B params first
+    weights.assign(model, weights.load(uri))           # into an existing model; errors name the key
+    weights.save(model, "out/params")                  # {"params": tree}: openpi's loader restores it
 
-openpi's training writes every leaf with an extra trailing ``value`` key; released checkpoints do
-not. Both load. Missing LoRA adapters are allowed (a base checkpoint into a LoRA model: adapters
-keep their init, B = 0, so the model equals the base); anything else missing is an error.
+The model's attribute paths are openpi's key paths, so a checkpoint tree is the model's state as a
+plain dict. openpi's training writes every leaf under an extra trailing ``value`` key; released
+checkpoints do not; both load. Missing LoRA adapters are allowed (a base checkpoint into a LoRA
+model: adapters start fresh, B = 0, so the model equals its base); anything else missing, extra or
+mis-shaped is an error naming the key.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from flax import nnx
 
 from vlaops import storage
 from vlaops.errors import VlaopsError
-
-LORA_MARKERS = ("lora_a", "lora_b")
+from vlaops.model import lora
 
 
 def flatten(tree: dict, prefix: tuple = ()) -> dict[tuple, object]:
@@ -42,70 +44,108 @@ def unflatten(flat: dict[tuple, object]) -> dict:
     return tree
 
 
+def _name(key: tuple) -> str:
+    return "/".join(map(str, key))
+
+
 def key_shapes(model: nnx.Module) -> list[tuple[str, tuple[int, ...]]]:
-    """Every parameter as ("A/B/C", shape), in the model's order."""
+    """Every parameter as ("A/B/C", shape), in the model's order (works on abstract models)."""
     flat = flatten(nnx.state(model, nnx.Param).to_pure_dict())
-    return [("/".join(map(str, k)), tuple(v.shape)) for k, v in flat.items()]
+    return [(_name(k), tuple(v.shape)) for k, v in flat.items()]
 
 
 def _strip_value(flat: dict) -> dict:
-    return {(k[:-1] if k and k[-1] == "value" else k): v for k, v in flat.items()}
+    if flat and all(k[-1] == "value" for k in flat):
+        return {k[:-1]: v for k, v in flat.items()}
+    return flat
+
+
+def _path(uri: str) -> str:
+    return uri if storage.is_remote(uri) else str(storage.local_path(uri).absolute())
 
 
 def load(uri: str, dtype=None) -> dict:
-    """Restore an orbax params checkpoint (the ``params/`` folder) into a plain tree, on the host."""
+    """Restore an orbax params checkpoint (the ``params/`` folder) into a plain tree of host numpy
+    arrays, cast to ``dtype`` while reading (bf16 halves the memory of a 3B checkpoint)."""
     import orbax.checkpoint as ocp
 
-    path = uri if storage.is_remote(uri) else str(storage.local_path(uri).absolute())
     if not storage.exists(uri):
-        raise VlaopsError(f"{uri}: no checkpoint here")
+        raise VlaopsError(f"{uri}: no checkpoint here (want the params/ folder of a step)")
     try:
         with ocp.PyTreeCheckpointer() as ckptr:
-            restored = ckptr.restore(path)
+            meta = ckptr.metadata(_path(uri))
+            tree = getattr(getattr(meta, "item_metadata", None), "tree", None) or meta
+            # to numpy, ignoring the devices it was saved from (a GPU checkpoint restores on a CPU)
+            args = jax.tree.map(
+                lambda _: ocp.RestoreArgs(restore_type=np.ndarray, dtype=dtype), tree
+            )
+            restored = ckptr.restore(
+                _path(uri), args=ocp.args.PyTreeRestore(item=tree, restore_args=args)
+            )
     except Exception as e:
         raise VlaopsError(
             f"{uri}: not a readable orbax params checkpoint ({str(e).splitlines()[0][:200]})"
         ) from None
     params = restored.get("params", restored)
-    flat = {k: np.asarray(v) for k, v in _strip_value(flatten(params)).items()}
-    if dtype is not None:
-        flat = {k: np.asarray(v).astype(dtype) for k, v in flat.items()}
-    return unflatten(flat)
+    return unflatten({k: np.asarray(v) for k, v in _strip_value(flatten(params)).items()})
 
 
-def assign(model: nnx.Module, params: dict, allow_missing_lora: bool = True) -> None:
-    """Copy a plain tree into the model, checking every key and shape; casts to the model's dtype."""
-    state = nnx.state(model, nnx.Param)
-    want = flatten(state.to_pure_dict())
-    got = _strip_value(flatten(params))
-    missing = [
-        k
-        for k in want
-        if k not in got and not (allow_missing_lora and any(m in str(k[-1]) for m in LORA_MARKERS))
-    ]
+def _checked(want: dict, got: dict, allow_missing_lora: bool) -> None:
+    missing = [k for k in want if k not in got and not (allow_missing_lora and lora.is_adapter(k))]
     if missing:
         raise VlaopsError(
-            f"checkpoint lacks parameter {'/'.join(map(str, missing[0]))} ({len(missing)} missing in all)"
+            f"checkpoint lacks parameter {_name(missing[0])} ({len(missing)} missing in all; "
+            "is it a checkpoint of this model config?)"
         )
     extra = [k for k in got if k not in want]
     if extra:
-        raise VlaopsError(
-            f"checkpoint has parameter {'/'.join(map(str, extra[0]))} that the model does not "
-            f"(a LoRA checkpoint into a model without LoRA? merge it first)"
+        hint = (
+            " (a LoRA checkpoint into a model without LoRA? merge it first: lora.merge)"
+            if lora.is_adapter(extra[0])
+            else ""
         )
+        raise VlaopsError(f"checkpoint has parameter {_name(extra[0])} that the model lacks{hint}")
     for k, v in got.items():
         if tuple(np.shape(v)) != tuple(want[k].shape):
             raise VlaopsError(
-                f"parameter {'/'.join(map(str, k))}: checkpoint shape {tuple(np.shape(v))}, "
-                f"model shape {tuple(want[k].shape)}"
+                f"parameter {_name(k)}: checkpoint shape {tuple(np.shape(v))}, model shape "
+                f"{tuple(want[k].shape)} (a checkpoint of another model config?)"
             )
-    merged = {k: jnp.asarray(got[k], dtype=want[k].dtype) if k in got else want[k] for k in want}
-    nnx.replace_by_pure_dict(state, unflatten(merged))
+
+
+def assign(model: nnx.Module, params: dict, allow_missing_lora: bool = True, dtype=None) -> None:
+    """Copy a plain tree into the model, checking every key and shape. Values are cast to
+    ``dtype``, else to the model's parameter dtype. Works on an abstract model
+    (``nnx.eval_shape``) too: missing adapters then get a fresh init."""
+    state = nnx.state(model, nnx.Param)
+    want = flatten(state.to_pure_dict())
+    got = _strip_value(flatten(params))
+    _checked(want, got, allow_missing_lora)
+
+    def value(k):
+        dt = dtype or want[k].dtype
+        if k in got:
+            return jnp.asarray(got[k], dtype=dt)
+        if isinstance(want[k], jax.ShapeDtypeStruct):
+            return jnp.asarray(lora.init_value(k, want[k].shape), dtype=dt)
+        return jnp.asarray(want[k], dtype=dt)
+
+    nnx.replace_by_pure_dict(state, unflatten({k: value(k) for k in want}))
     nnx.update(model, state)
 
 
+def restore(config, uri: str, dtype=None) -> nnx.Module:
+    """A ``Pi0`` of ``config`` holding the checkpoint at ``uri`` (cast to ``dtype``), built without
+    a random init: the model is traced abstractly, then filled."""
+    from vlaops.model.pi0 import Pi0
+
+    model = nnx.eval_shape(lambda: Pi0(config, nnx.Rngs(0)))
+    assign(model, load(uri, dtype), dtype=dtype)
+    return model
+
+
 def save(model_or_params, uri: str, dtype=None) -> None:
-    """Write ``{"params": tree}`` as an orbax checkpoint openpi's loader restores."""
+    """Write ``{"params": tree}`` as an orbax checkpoint (openpi's layout: its loader restores it)."""
     import orbax.checkpoint as ocp
 
     params = model_or_params
@@ -113,27 +153,10 @@ def save(model_or_params, uri: str, dtype=None) -> None:
         params = nnx.state(params, nnx.Param).to_pure_dict()
     if dtype is not None:
         params = jax.tree.map(lambda x: jnp.asarray(x, dtype), params)
-    path = uri if storage.is_remote(uri) else str(storage.local_path(uri).absolute())
     with ocp.PyTreeCheckpointer() as ckptr:
-        ckptr.save(path, {"params": params})
+        ckptr.save(_path(uri), {"params": params})
 
 
 def merge_lora(params: dict, paligemma_scale: float | None, expert_scale: float | None) -> dict:
-    """Fold every adapter into its base weight (``w + scale·a@b``) and drop the adapters, for
-    serving with a LoRA-free model. ``*_1`` keys belong to the expert."""
-    flat = flatten(params)
-    out = {k: v for k, v in flat.items() if not any(m in str(k[-1]) for m in LORA_MARKERS)}
-    for k, a in flat.items():
-        name = str(k[-1])
-        if not name.endswith("lora_a"):
-            continue
-        b = flat[(*k[:-1], name.replace("lora_a", "lora_b"))]
-        base = (*k[:-1], "w") if name == "lora_a" else (*k[:-1], name.removesuffix("_lora_a"))
-        expert = any(str(p).endswith("_1") for p in k)
-        scale = expert_scale if expert else paligemma_scale
-        if scale is None:
-            raise VlaopsError(f"adapter {'/'.join(map(str, k))} but no LoRA config for that expert")
-        out[base] = out[base] + scale * jnp.matmul(
-            jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
-        ).astype(out[base].dtype)
-    return unflatten(out)
+    """Fold the adapters into the base weights and drop them (see ``lora.merge``)."""
+    return lora.merge(params, paligemma_scale, expert_scale)
