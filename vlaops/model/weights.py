@@ -72,13 +72,13 @@ def load(uri: str, dtype=None) -> dict:
     if not storage.exists(uri):
         raise VlaopsError(f"{uri}: no checkpoint here (want the params/ folder of a step)")
     try:
+        from etils import epath
+
+        # the tree's own metadata (a step's params/ item has no step-level metadata file)
+        tree = ocp.PyTreeCheckpointHandler().metadata(epath.Path(_path(uri))).tree
+        # to host numpy, ignoring the devices it was saved from (a GPU checkpoint loads on a CPU)
+        args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray, dtype=dtype), tree)
         with ocp.PyTreeCheckpointer() as ckptr:
-            meta = ckptr.metadata(_path(uri))
-            tree = getattr(getattr(meta, "item_metadata", None), "tree", None) or meta
-            # to numpy, ignoring the devices it was saved from (a GPU checkpoint restores on a CPU)
-            args = jax.tree.map(
-                lambda _: ocp.RestoreArgs(restore_type=np.ndarray, dtype=dtype), tree
-            )
             restored = ckptr.restore(
                 _path(uri), args=ocp.args.PyTreeRestore(item=tree, restore_args=args)
             )
