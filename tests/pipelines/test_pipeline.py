@@ -16,7 +16,9 @@ from vlaops.data.synthetic import aloha_episode
 
 
 def test_compiled_pipeline(tmp_path):
-    spec = yaml.safe_load((tmp_path / compile_pipeline(str(tmp_path / "finetune.yaml"))).read_text())
+    spec = yaml.safe_load(
+        (tmp_path / compile_pipeline(str(tmp_path / "finetune.yaml"))).read_text()
+    )
     assert spec["pipelineInfo"]["name"] == "finetune"
     executors = spec["deploymentSpec"]["executors"]
     used = {e["container"]["image"] for e in executors.values()}
