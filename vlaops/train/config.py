@@ -17,6 +17,7 @@ from flax import nnx
 
 from vlaops.data.loader import LoaderConfig
 from vlaops.errors import VlaopsError
+from vlaops.model import lora
 from vlaops.model.config import Pi0Config, get_config
 from vlaops.train.trainer import OptimizerConfig, TrainerConfig
 
@@ -36,16 +37,10 @@ class TrainConfig:
         return get_config(self.model)
 
     def trainable(self) -> nnx.filterlib.Filter:
-        """openpi's freeze rule: with LoRA, the LLM's weights are frozen except the adapters;
-        SigLIP and the projections still train."""
-        if not self.model_config.lora:
-            return nnx.Param
-
-        def trainable(path, value) -> bool:
-            keys = [str(k) for k in path]
-            return isinstance(value, nnx.Param) and ("llm" not in keys or "lora" in keys[-1])
-
-        return trainable
+        """openpi's freeze rule (``vlaops.model.lora``): with LoRA, the LLM weights of the experts
+        that have adapters are frozen except the adapters; SigLIP and the projections still train."""
+        m = self.model_config
+        return lora.trainable_filter(m.paligemma_lora, m.expert_lora)
 
     def override(self, **kw) -> TrainConfig:
         trainer = {
