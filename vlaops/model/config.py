@@ -92,9 +92,9 @@ CONFIGS: dict[str, Pi0Config] = {
         GemmaConfig(width=64, depth=2, mlp_dim=128, num_heads=2, num_kv_heads=1, head_dim=16),
         GemmaConfig(width=32, depth=2, mlp_dim=64, num_heads=2, num_kv_heads=1, head_dim=16),
         SigLIPConfig(width=32, depth=2, mlp_dim=64, num_heads=2, patch=14, image_size=56),
-        vocab_size=256,
+        vocab_size=258,  # ByteTokenizer: BOS + 256 bytes
         action_horizon=10,
-        max_token_len=16,
+        max_token_len=64,  # bytes are short tokens: room for a sentence
         dtype="float32",
         remat=False,
     ),

@@ -88,6 +88,15 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         self.policy, self.metadata = load_policy(version_dir)
         self.names = [f"image_{c}" for c in self.metadata["cameras"]] + ["state", "prompt"]
+        # Compile every batch size the dynamic batcher can form now, not on a robot's request.
+        max_batch = int(json.loads(args["model_config"]).get("max_batch_size", 1))
+        blank = {
+            "images": {},
+            "state": np.zeros(self.metadata["state_dim"], np.float32),
+            "prompt": "",
+        }
+        for b in range(1, max_batch + 1):
+            self.policy.infer_batch([blank] * b)
 
     def _inputs(self, request) -> dict[str, np.ndarray | None]:
         out = {}

@@ -1,0 +1,157 @@
+"""Serving latency and throughput: in-process policy vs Triton gRPC vs the openpi bridge, same model.
+
+    .venv/bin/python bench/serve.py                       # pi0_tiny on CPU, ~2 min
+    .venv/bin/python bench/serve.py --requests 200
+
+Exports a freshly initialised pi0_tiny as a model repository, starts the real Triton on it, and
+sends 3-camera 480×640 observations at concurrency 1, 4 and 16 through: the policy in this process
+(one call at a time, under a lock — the baseline), Triton over gRPC (dynamic batching), and the
+openpi websocket bridge in front of Triton. Prints p50/p99 latency and requests/s, and the
+Triton-minus-in-process p99 overhead at concurrency 1 (goal ≤ 2 ms).
+"""
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from vlaops.data.loader import LoaderConfig
+from vlaops.model.config import get_config
+from vlaops.model.pi0 import Pi0
+from vlaops.serve import export, policy
+from vlaops.serve.bridge import Bridge
+from vlaops.serve.client import TritonPolicy
+from vlaops.serve.triton import Server
+from vlaops.train import checkpoint
+
+CAMS = {
+    "base_0_rgb": "cam_high",
+    "left_wrist_0_rgb": "cam_left_wrist",
+    "right_wrist_0_rgb": "cam_right_wrist",
+}
+
+
+def make_repository(tmp: Path) -> Path:
+    model = Pi0(get_config("pi0_tiny"), nnx.Rngs(0))
+    stats = {
+        "norm_stats": {
+            k: {"mean": [0.0] * 14, "std": [1.0] * 14, "q01": [-1] * 14, "q99": [1] * 14}
+            for k in ("state", "actions")
+        }
+    }
+    import dataclasses
+
+    data = dataclasses.asdict(LoaderConfig(action_horizon=10, image_size=56)) | {"cameras": CAMS}
+    mgr = checkpoint.manager(str(tmp / "ckpt"))
+    checkpoint.save(
+        mgr,
+        1,
+        nnx.state(model, nnx.Param).to_pure_dict(),
+        {"step": np.int32(1)},
+        stats,
+        "bench",
+        {"model": "pi0_tiny", "data": data, "tokenizer": "bytes"},
+    )
+    export.export(str(tmp / "ckpt"), str(tmp / "repo"), "pi0")
+    return tmp / "repo"
+
+
+def observation(seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "images": {c: rng.integers(0, 255, (480, 640, 3), np.uint8) for c in CAMS.values()},
+        "state": rng.normal(size=14).astype(np.float32),
+        "prompt": "transfer the cube",
+    }
+
+
+def load(make_client, concurrency: int, requests: int) -> tuple[float, float, float]:
+    """(p50 ms, p99 ms, requests/s) with ``concurrency`` threads, each with its own client."""
+    latencies, lock = [], threading.Lock()
+    obs = observation(0)
+    per = max(1, requests // concurrency)
+
+    def worker():
+        client = make_client()
+        client(obs)  # warm
+        for _ in range(per):
+            t0 = time.perf_counter()
+            client(obs)
+            with lock:
+                latencies.append((time.perf_counter() - t0) * 1e3)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    wall = time.perf_counter() - t0
+    return (
+        float(np.percentile(latencies, 50)),
+        float(np.percentile(latencies, 99)),
+        len(latencies) / wall,
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--requests", type=int, default=96)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vlaops-bench-") as tmp:
+        tmp = Path(tmp)
+        repo = make_repository(tmp)
+        local = policy.load(repo / "pi0" / "1")
+        gil = threading.Lock()
+
+        def in_process():
+            def call(o):
+                with gil:
+                    return local.infer(o)
+
+            return call
+
+        with Server(
+            str(repo), 18300, 18301, 18302, log_file=str(tmp / "triton.log"), exit_timeout=5
+        ) as srv:
+            from openpi_client import websocket_client_policy
+
+            with Bridge(TritonPolicy(srv.grpc_url, "pi0")) as bridge:
+                paths = {
+                    "in-process": in_process,
+                    "Triton gRPC": lambda: TritonPolicy(srv.grpc_url, "pi0").infer,
+                    "openpi bridge → Triton": lambda: (
+                        lambda c: (
+                            lambda o: c.infer(
+                                {
+                                    **o,
+                                    "images": {
+                                        k: v.transpose(2, 0, 1) for k, v in o["images"].items()
+                                    },
+                                }
+                            )
+                        )
+                    )(websocket_client_policy.WebsocketClientPolicy("127.0.0.1", bridge.port)),
+                }
+                rows = {}
+                for name, make in paths.items():
+                    for c in (1, 4, 16):
+                        rows[(name, c)] = load(make, c, args.requests)
+    print("\npi0_tiny, 3 cameras 480×640, CPU")
+    print(f"| {'path':<24} | {'conc.':>5} | {'p50 ms':>8} | {'p99 ms':>8} | {'req/s':>7} |")
+    print(f"|{'-' * 26}|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 9}|")
+    for (name, c), (p50, p99, rps) in rows.items():
+        print(f"| {name:<24} | {c:>5} | {p50:>8.1f} | {p99:>8.1f} | {rps:>7.1f} |")
+    overhead = rows[("Triton gRPC", 1)][1] - rows[("in-process", 1)][1]
+    print(
+        f"\nTriton p99 overhead over in-process at concurrency 1: {overhead:+.1f} ms (goal ≤ 2 ms)"
+    )
+    print(
+        f"Triton throughput, concurrency 16 vs 1: {rows[('Triton gRPC', 16)][2] / rows[('Triton gRPC', 1)][2]:.2f}×"
+    )
+
+
+if __name__ == "__main__":
+    main()
