@@ -112,8 +112,8 @@ helm-lint: setup ## helm lint --strict, helm template over ci/*-values.yaml, kub
 	done
 	$(CHECKOV) --skip-download --quiet --compact --framework kubernetes -d build/helm
 
-lint-infra: setup ## parse all Terraform, kubernetes-validate the add-on manifests, checkov over both
-	$(BIN)/python -c 'import hcl2, pathlib, sys; [hcl2.load(open(p)) for p in sorted(pathlib.Path("infra").rglob("*.tf"))]; print("terraform: parsed", len(list(pathlib.Path("infra").rglob("*.tf"))), "files")'
+lint-infra: setup ## parse all Terraform (python-hcl2), kubernetes-validate infra/k8s, checkov over both
+	$(BIN)/python -c 'import hcl2, pathlib; fs = sorted(pathlib.Path("infra").rglob("*.tf")); [hcl2.load(open(f)) for f in fs]; print(f"terraform: {len(fs)} files parse")'
+	bash -n infra/addons/install.sh
 	$(BIN)/kubernetes-validate --quiet --strict -k $(KUBE_VERSION).0 $$(find infra/k8s -name '*.yaml' ! -name kustomization.yaml)
-	$(CHECKOV) --skip-download --quiet --compact --framework terraform -d infra/terraform
-	$(CHECKOV) --skip-download --quiet --compact --framework kubernetes -d infra/k8s
+	$(CHECKOV) --skip-download --quiet --compact --framework terraform kubernetes -d infra
