@@ -16,7 +16,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import CHART, NAMESPACE, SCENARIOS, helm, render_error, scenario_name
+from helm_chart import CHART, NAMESPACE, SCENARIOS, helm, render_error, scenario_name
 
 KUBE_VERSIONS = ("1.30.0", "1.33.0")  # GKE's oldest supported and a current one
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import INFRA, ROOT
+from infra_files import INFRA, ROOT
 
 K8S = INFRA / "k8s"
 ADDONS = INFRA / "addons"

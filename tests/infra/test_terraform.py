@@ -12,7 +12,7 @@ import subprocess
 import hcl2
 import pytest
 import yaml
-from conftest import HCL_OPTIONS, ROOT, TERRAFORM, blocks, load_hcl, local_values, resources
+from infra_files import HCL_OPTIONS, ROOT, TERRAFORM, blocks, load_hcl, local_values, resources
 
 CHART = ROOT / "charts" / "vlaops-triton"
 
