@@ -12,8 +12,9 @@ resource "google_container_node_pool" "cpu" {
   node_locations = var.node_zones
 
   autoscaling {
-    min_node_count = var.cpu_min_nodes
-    max_node_count = var.cpu_max_nodes
+    total_min_node_count = var.cpu_min_nodes
+    total_max_node_count = var.cpu_max_nodes
+    location_policy      = "BALANCED"
   }
 
   management {

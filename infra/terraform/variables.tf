@@ -112,15 +112,15 @@ variable "cpu_machine_type" {
 }
 
 variable "cpu_min_nodes" {
-  description = "Minimum CPU nodes per zone. Keep at least 1 in total: Kubeflow Pipelines and the add-ons live here."
+  description = "Minimum CPU nodes in total. Keep at least 1: Kubeflow Pipelines and the add-ons live here."
   type        = number
   default     = 1
 }
 
 variable "cpu_max_nodes" {
-  description = "Maximum CPU nodes per zone."
+  description = "Maximum CPU nodes in total (data conversion and sim evaluation fan out here)."
   type        = number
-  default     = 4
+  default     = 6
 }
 
 variable "train_gpu" {
