@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from vlaops.data import frame_cache, lerobot_io, norm_stats, transforms
-from vlaops.data.convert import convert
 from vlaops.data.loader import DatasetArrays, Loader, LoaderConfig
-from vlaops.data.synthetic import aloha_episode
+from vlaops.data.synthetic import aloha_dataset
 from vlaops.errors import VlaopsError
 
 H = 8
@@ -17,21 +16,7 @@ H = 8
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loader")
-    (tmp / "raw").mkdir()
-    for i, n in enumerate((12, 20, 9)):
-        aloha_episode(
-            tmp / "raw" / f"episode_{i}.hdf5", n, ("cam_high", "cam_left_wrist"), (60, 80), seed=i
-        )
-    convert(
-        str(tmp / "raw"),
-        "aloha-hdf5",
-        str(tmp / "ds"),
-        repo_id="t/loader",
-        fps=50,
-        task="pick",
-        workers=1,
-    )
-    return tmp / "ds"
+    return aloha_dataset(tmp, (12, 20, 9), hw=(60, 80), repo_id="t/loader")
 
 
 @pytest.fixture(scope="module")

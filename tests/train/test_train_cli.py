@@ -7,28 +7,14 @@ import json
 import pytest
 
 from vlaops.cli import main
-from vlaops.data.convert import convert
-from vlaops.data.synthetic import aloha_episode
+from vlaops.data.synthetic import aloha_dataset
 from vlaops.train import checkpoint
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train_cli")
-    (tmp / "raw").mkdir()
-    for i in range(4):
-        aloha_episode(
-            tmp / "raw" / f"episode_{i}.hdf5", 16, ("cam_high", "cam_left_wrist"), (48, 64), seed=i
-        )
-    convert(
-        str(tmp / "raw"),
-        "aloha-hdf5",
-        str(tmp / "ds"),
-        repo_id="t/tc",
-        fps=50,
-        task="pick up the cube",
-        workers=1,
-    )
+    aloha_dataset(tmp, (16,) * 4, task="pick up the cube", repo_id="t/tc")
     assert main(["norm-stats", "--dataset", str(tmp / "ds"), "--output", str(tmp / "ns.json")]) == 0
     return tmp
 

@@ -105,3 +105,30 @@ def robomimic_file(
             f["mask/train"] = np.array([f"demo_{d}".encode() for d in range(demos - 1)])
             f["mask/valid"] = np.array([f"demo_{demos - 1}".encode()])
     return out
+
+
+def aloha_dataset(
+    root: Path,
+    lengths,
+    cameras=("cam_high", "cam_left_wrist"),
+    hw=(48, 64),
+    task: str = "pick",
+    repo_id: str = "synthetic/aloha",
+) -> Path:
+    """Synthetic ALOHA episodes converted to a LeRobot dataset at ``root/ds`` (raw files in
+    ``root/raw``); returns the dataset folder."""
+    from vlaops.data.convert import convert
+
+    (root / "raw").mkdir(parents=True, exist_ok=True)
+    for i, n in enumerate(lengths):
+        aloha_episode(root / "raw" / f"episode_{i}.hdf5", n, tuple(cameras), hw, seed=i)
+    convert(
+        str(root / "raw"),
+        "aloha-hdf5",
+        str(root / "ds"),
+        repo_id=repo_id,
+        fps=50,
+        task=task,
+        workers=1,
+    )
+    return root / "ds"
