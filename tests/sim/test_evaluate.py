@@ -7,7 +7,7 @@ import json
 import re
 
 import numpy as np
-from conftest import ConstantPolicy
+from sim_helpers import ConstantPolicy, free_port_url
 
 from vlaops import cli, storage
 from vlaops.sim import evaluate, remote, video
@@ -119,7 +119,6 @@ def test_bad_input_fails_before_any_episode(tmp_path, capsys):
     assert "unknown sim task 'cube_transfer'" in err
     err = _error(capsys, [*base, "--checkpoint", str(tmp_path / "no-run"), "--task", "insertion"])
     assert "no checkpoint steps here" in err
-    from conftest import free_port_url
 
     err = _error(capsys, [*base, "--server", free_port_url(), "--task", "insertion"])
     assert "unreachable" in err
