@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export MUJOCO_GL ?= egl
 export GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT := false
 
-.PHONY: help setup test test-fast lint format bench clean run-local compile-pipeline
+.PHONY: help setup test test-fast lint format bench clean run-local compile-pipeline images lint-images
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-18s\033[0m %s\n",$$1,$$2}'
@@ -62,6 +62,17 @@ run-local: setup ## the whole pipeline on this CPU via kfp.local (tiny model, lo
 
 compile-pipeline: setup ## write the finetune pipeline YAML (finetune.yaml)
 	$(BIN)/python -m pipelines.finetune --output finetune.yaml
+
+IMAGES := data train sim serve
+
+images: ## build the step images (needs a Docker engine; tags from vlaops.images)
+	@command -v docker >/dev/null || { echo "error: no docker here: build the images where a Docker engine runs" >&2; exit 1; }
+	@for i in $(IMAGES); do \
+		tag=$$($(BIN)/python -c "import vlaops.images as m; print(m.image('$$i'))"); \
+		echo "== $$tag"; docker build -f images/$$i/Dockerfile -t $$tag . || exit 1; done
+
+lint-images: setup ## hadolint every Dockerfile under images/
+	$(BIN)/hadolint images/*/Dockerfile
 
 bench: setup ## run the CPU benchmarks in bench/ (prints tables and ratios)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
