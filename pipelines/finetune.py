@@ -7,7 +7,7 @@ component definitions).
 
 import argparse
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 
 from components.convert.component import convert
 from components.evaluate.component import evaluate
@@ -15,6 +15,23 @@ from components.export.component import export
 from components.generate_demos.component import generate_demos
 from components.norm_stats.component import norm_stats
 from components.train.component import train
+
+
+def on_train_pool(task, accelerator_type, accelerator_count) -> None:
+    """GPUs of the A100 pool (infra/: label vlaops.dev/pool=train, tainted for GPU work only) and
+    a memory-backed /dev/shm for the loader."""
+    task.set_accelerator_type(accelerator_type).set_accelerator_limit(accelerator_count)
+    task.set_cpu_request("8").set_memory_request("64G")
+    kubernetes.add_node_selector(task, "vlaops.dev/pool", "train")
+    kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+    kubernetes.add_toleration(
+        task, key="vlaops.dev/pool", operator="Equal", value="train", effect="NoSchedule"
+    )
+    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")
+
+
+def on_cpu_pool(task) -> None:
+    kubernetes.add_node_selector(task, "vlaops.dev/pool", "cpu")
 
 
 @dsl.pipeline(
@@ -39,6 +56,8 @@ def finetune(
     success_threshold: float = 0.5,
     model_repository: str = "gs://BUCKET-models/repo",
     model_name: str = "pi0",
+    accelerator_type: str = "nvidia-tesla-a100",
+    accelerator_count: int = 8,
 ):
     demos = generate_demos(task=sim_task, episodes=demo_episodes, output_uri=raw_uri, seed=0)
     ds = convert(
@@ -59,6 +78,9 @@ def finetune(
         base_checkpoint=base_checkpoint,
         checkpoint_uri=checkpoint_uri,
     )
+    on_train_pool(trained, accelerator_type, accelerator_count)
+    for task in (demos, ds, stats):
+        on_cpu_pool(task)
     evaluation = evaluate(
         checkpoint=trained.outputs["checkpoint"],
         task=sim_task,

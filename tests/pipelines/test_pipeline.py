@@ -16,9 +16,8 @@ from vlaops.data.synthetic import aloha_episode
 
 
 def test_compiled_pipeline(tmp_path):
-    spec = yaml.safe_load(
-        (tmp_path / compile_pipeline(str(tmp_path / "finetune.yaml"))).read_text()
-    )
+    path = compile_pipeline(str(tmp_path / "finetune.yaml"))
+    spec, platform = yaml.safe_load_all((tmp_path / path).read_text())
     assert spec["pipelineInfo"]["name"] == "finetune"
     executors = spec["deploymentSpec"]["executors"]
     used = {e["container"]["image"] for e in executors.values()}
@@ -35,7 +34,24 @@ def test_compiled_pipeline(tmp_path):
         "base_checkpoint",
         "model_repository",
         "success_threshold",
+        "accelerator_type",
+        "accelerator_count",
     } <= set(params)
+    # the training step asks for the GPUs of the A100 pool, with its taints tolerated and /dev/shm in memory
+    accel = executors["exec-train"]["container"]["resources"]["accelerator"]
+    assert (
+        "accelerator_type" in accel["resourceType"]
+        and "accelerator_count" in accel["resourceCount"]
+    )
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert k8s["exec-train"]["nodeSelector"]["labels"] == {"vlaops.dev/pool": "train"}
+    tolerated = {t["key"] for t in k8s["exec-train"]["tolerations"]}
+    assert tolerated == {"nvidia.com/gpu", "vlaops.dev/pool"}
+    assert k8s["exec-train"]["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
+    for step in ("exec-convert", "exec-norm-stats", "exec-generate-demos"):
+        assert k8s[step]["nodeSelector"]["labels"] == {"vlaops.dev/pool": "cpu"}
+    # caching stays on for every step, so re-runs skip what did not change
+    assert all(t.get("cachingOptions", {}).get("enableCache") is not False for t in tasks.values())
 
 
 @dsl.component(base_image=images.DATA)
