@@ -6,7 +6,7 @@ from kfp.dsl import Input, Model, Output
 from vlaops import images
 
 
-@dsl.component(base_image=images.SERVE)
+@dsl.component(base_image=images.SERVE, install_kfp_package=False)
 def export(checkpoint: Input[Model], model_repository: str, model_name: str, served: Output[Model]):
     from vlaops import storage
     from vlaops.serve import export as ex

@@ -6,7 +6,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 from vlaops import images
 
 
-@dsl.component(base_image=images.TRAIN)
+@dsl.component(base_image=images.TRAIN, install_kfp_package=False)
 def train(
     dataset: Input[Dataset],
     stats: Input[Artifact],
