@@ -128,3 +128,19 @@ lint-infra: setup ## parse all Terraform (python-hcl2), kubernetes-validate infr
 	bash -n infra/addons/install.sh
 	$(BIN)/kubernetes-validate --quiet --strict -k $(KUBE_VERSION).0 $$(find infra/k8s -name '*.yaml' ! -name kustomization.yaml)
 	$(CHECKOV) --skip-download --quiet --compact --framework terraform kubernetes -d infra
+
+# ---------------------------------------------------------------------------------------------
+# Kubeflow Pipelines on a cluster (pipelines/cluster.py). KFP_HOST: the KFP API endpoint, e.g.
+# http://localhost:8080 after `kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80`;
+# KFP_TOKEN (optional): a bearer token; KFP_NAMESPACE: the profile namespace of a multi-user KFP.
+# Images: VLAOPS_IMAGE_REGISTRY / VLAOPS_IMAGE_TAG (vlaops/images.py) are read at compile time.
+
+PARAMS ?= pipelines/params/example.yaml
+
+.PHONY: deploy-pipeline run-pipeline
+
+deploy-pipeline: compile-pipeline ## upload finetune.yaml to $KFP_HOST as a new pipeline version; prints the UI link
+	$(BIN)/python -m pipelines.cluster upload --package finetune.yaml
+
+run-pipeline: setup ## start a finetune run on $KFP_HOST with the parameters in PARAMS=<yaml>
+	$(BIN)/python -m pipelines.cluster run --params $(PARAMS)
