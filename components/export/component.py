@@ -1,4 +1,8 @@
-"""Publish a checkpoint as a new Triton model-repository version (``vlaops export``)."""
+"""export — DRAFT, not wired into pipelines/finetune.py (see README.md).
+
+Publish a checkpoint as a new Triton model-repository version (``vlaops export``). This body calls
+today's ``vlaops.serve.export.export``; it has not run through kfp.local yet.
+"""
 
 from kfp import dsl
 from kfp.dsl import Input, Model, Output

@@ -1,4 +1,10 @@
-"""Fine-tune pi0 (``vlaops train``): checkpoints at ``checkpoint_uri``, metrics and the loss curve."""
+"""train — DRAFT, not wired into pipelines/finetune.py (see README.md).
+
+Fine-tune pi0 (``vlaops train``): checkpoints at ``checkpoint_uri``, metrics and the loss curve.
+This body calls today's ``vlaops.train.cli.train``; it has not run through kfp.local and lacks
+what README.md lists (LoRA/full switch, nodes > 1, the scratch cache) until the train stage's
+owners settle its API.
+"""
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
