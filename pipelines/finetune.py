@@ -1,18 +1,16 @@
-"""The ``finetune`` pipeline: demonstrations → LeRobot dataset → norm stats → (train → evaluate →
-gate → export → deploy, as those stages land). One DAG for the cluster and for ``kfp.local``.
+"""The ``finetune`` pipeline: demonstrations → LeRobot dataset → norm stats → pi0 fine-tune → sim
+evaluation → (if good enough) export → deploy. One DAG for the cluster and for ``kfp.local``.
 
     python -m pipelines.finetune --output finetune.yaml      # compile (make compile-pipeline), ~3 s
 
-Today's DAG (the stages whose code exists):
+    generate-demos ──► convert ──► norm-stats ──► train ──► evaluate ──► [success ≥ threshold]
+    (sim_task set; else                              ▲                     export ──► deploy
+     raw_uri is read)                 train-placement┘
 
-    generate-demos ──► convert ──► norm-stats
-    evaluate (scripted expert: the baseline a trained policy must approach; a smoke test of the
-              sim image)
-
-Every parameter of the issue is declared already, so the UI form and run-parameter files stay the
-same when train, export and deploy plug in; the ones no step reads yet are listed in
-``NOT_YET_USED``. Where each lands is spelled out in ``components/{train,export,deploy}/README.md``.
-Caching is on for every step: a re-run with the same inputs skips it.
+``train-placement`` turns the run's accelerator type, GPU count and node count into where the
+train step runs (a GPU node of the train pool; or, with several nodes, the CPU pool, from where the
+step launches and watches a JobSet). Caching is on for every step but deploy: a re-run with the
+same inputs skips what is done.
 """
 
 import argparse
@@ -20,30 +18,16 @@ import argparse
 from kfp import compiler, dsl
 
 from components.convert.component import convert
+from components.deploy.component import deploy
 from components.evaluate.component import evaluate
+from components.export.component import export
 from components.generate_demos.component import generate_demos
 from components.norm_stats.component import norm_stats
+from components.train.component import train
 from pipelines import task_settings
+from vlaops.train import jobset
 
 NAME = "finetune"
-
-# Parameters declared for the stages still to come (train, gate, export, deploy).
-NOT_YET_USED = (
-    "train_config",
-    "finetune_mode",
-    "steps",
-    "batch_size",
-    "base_checkpoint",
-    "checkpoint_uri",
-    "accelerator_type",
-    "accelerator_count",
-    "num_nodes",
-    "success_threshold",
-    "model_repository",
-    "model_name",
-    "serving_release",
-    "serving_namespace",
-)
 
 
 @dsl.pipeline(
@@ -61,7 +45,7 @@ def finetune(
     fps: int = 50,
     task_prompt: str = "transfer the cube",
     action_horizon: int = 50,
-    # training (train step: not wired yet)
+    # training: config family + mode (pi0_aloha_sim + lora → pi0_aloha_sim_lora), or a full name
     train_config: str = "pi0_aloha_sim",
     finetune_mode: str = "lora",
     steps: int = 0,
@@ -76,11 +60,13 @@ def finetune(
     eval_episodes: int = 50,
     eval_uri: str = "gs://PROJECT-vlaops-checkpoints/transfer_cube-eval",
     success_threshold: float = 0.5,
-    # serving (export and deploy steps: not wired yet)
+    # serving: the model repository Triton reads, and the Helm release to roll (empty: no
+    # Kubernetes; serving_url then names a Triton that polls the repository, as make run-local's)
     model_repository: str = "gs://PROJECT-vlaops-models/repository",
     model_name: str = "pi0",
     serving_release: str = "vlaops-triton",
     serving_namespace: str = "vlaops-serving",
+    serving_url: str = "",
 ):
     demos = generate_demos(
         sim_task=sim_task, episodes=demo_episodes, raw_uri=raw_uri, raw_format=raw_format, seed=0
@@ -95,22 +81,65 @@ def finetune(
     )
     stats = norm_stats(dataset=dataset.outputs["dataset"], action_horizon=action_horizon)
 
-    # Until train lands: the scripted expert's score on the eval task (the baseline). With train,
-    # this becomes policy="checkpoint", checkpoint=train.outputs["checkpoint"], followed by
-    # dsl.If(evaluation.output >= success_threshold) → export → deploy.
-    baseline = evaluate(
+    placement = task_settings.train_placement(
+        accelerator_type=accelerator_type,
+        accelerator_count=accelerator_count,
+        num_nodes=num_nodes,
+    )
+    trained = train(
+        dataset=dataset.outputs["dataset"],
+        stats=stats.outputs["stats"],
+        config=train_config,
+        finetune_mode=finetune_mode,
+        steps=steps,
+        batch_size=batch_size,
+        base_checkpoint=base_checkpoint,
+        checkpoint_uri=checkpoint_uri,
+        num_nodes=num_nodes,
+        accelerator_type=accelerator_type,
+        gpus_per_node=accelerator_count,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    )
+    task_settings.on_train_pool(
+        trained,
+        placement.outputs["gpus"],
+        placement.outputs["node_selector"],
+        cpu=placement.outputs["cpu"],
+        memory=placement.outputs["memory"],
+    )
+    evaluation = evaluate(
         task=eval_task,
         episodes=eval_episodes,
         output_uri=eval_uri,
-        policy="scripted",
+        policy="checkpoint",
+        checkpoint=trained.outputs["checkpoint"],
         replan_steps=10,
         videos=2,
         workers=2,
-    ).set_display_name("evaluate-scripted-baseline")
-
-    for task in (demos, dataset, stats, baseline):
+    )
+    # pi0 rolls out in-process: one GPU of the train pool, any model
+    task_settings.on_train_pool(
+        evaluation, 1, jobset.train_pool_selector(), cpu="4", memory="32G", scratch_size="50Gi"
+    )
+    with dsl.If(evaluation.outputs["Output"] >= success_threshold, name="good-enough"):
+        exported = export(
+            checkpoint=trained.outputs["checkpoint"],
+            model_repository=model_repository,
+            model_name=model_name,
+        )
+        rolled = deploy(
+            served=exported.outputs["served"],
+            release=serving_release,
+            namespace=serving_namespace,
+            server=serving_url,
+        )
+    task_settings.on_cpu_pool(exported, memory="24G")  # a full pi0 in f32 while LoRA merges
+    task_settings.on_cpu_pool(rolled, cpu="1", memory="2G")
+    for task in (demos, dataset, stats, placement):
         task_settings.on_cpu_pool(task)
+    for task in (demos, dataset, stats, placement, trained, evaluation, exported):
         task.set_caching_options(True)
+    rolled.set_caching_options(False)  # a deploy always happens
 
 
 def compile_pipeline(path: str) -> str:

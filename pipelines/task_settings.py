@@ -8,15 +8,19 @@ GPU nodes with ``cloud.google.com/gke-accelerator``. The Kubernetes service acco
 task: ``pipelines/cluster.py run`` sets it (see ``SERVICE_ACCOUNT``).
 """
 
+from typing import NamedTuple
+
 from kfp import dsl, kubernetes
-from kfp.dsl import PipelineTask, pipeline_channel
+from kfp.dsl import PipelineTask
+from kfp.dsl.pipeline_channel import PipelineChannel
 
 from vlaops import images
+from vlaops.train import jobset
 
 SERVICE_ACCOUNT = "vlaops-pipeline"  # infra/k8s/pipeline-rbac.yaml, bound to a GCP SA
 NAMESPACE = "vlaops"  # the KFP profile namespace the steps run in (multi-user KFP)
-POOL_LABEL = "vlaops.dev/pool"
-GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+POOL_LABEL = jobset.POOL_LABEL
+GKE_ACCELERATOR_LABEL = jobset.GKE_ACCELERATOR_LABEL
 GPU_RESOURCE = "nvidia.com/gpu"  # KFP's "accelerator type" is the resource name it limits
 TRAIN_SCRATCH_DIR = "/var/cache/vlaops"  # dataset/frame cache of the train step (local SSD)
 
@@ -29,18 +33,19 @@ def on_cpu_pool(task: PipelineTask, cpu: str = "2", memory: str = "8G") -> Pipel
 
 def on_train_pool(
     task: PipelineTask,
-    accelerator_count: int | pipeline_channel.PipelineChannel,
-    node_selector: dict | pipeline_channel.PipelineChannel,
+    accelerator_count: int | PipelineChannel,
+    node_selector: dict | PipelineChannel,
+    cpu: str | PipelineChannel = "8",
+    memory: str | PipelineChannel = "64G",
     shm_size: str = "64Gi",
     scratch_size: str = "500Gi",
-    cpu: str = "8",
-    memory: str = "64G",
 ) -> PipelineTask:
-    """The training step: ``accelerator_count`` GPUs on an A100 node of the train pool.
+    """The training step: ``accelerator_count`` GPUs on a node that ``node_selector`` picks.
 
-    ``node_selector``: a dict fixed at compile time, or the output of ``train_node_selector``
-    (one pipeline parameter picks the GPU model per run). ``/dev/shm`` is memory-backed for the
-    loader's worker processes; ``TRAIN_SCRATCH_DIR`` is scratch space on the node's local SSDs.
+    Values fixed at compile time, or outputs of ``train_placement`` (run parameters pick the GPU
+    model and the node count; with several nodes the step only launches a JobSet, on the CPU
+    pool with no GPUs). ``/dev/shm`` is memory-backed for the loader's worker processes;
+    ``TRAIN_SCRATCH_DIR`` is scratch space on the node's local SSDs.
     """
     task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(accelerator_count)
     task.set_cpu_request(cpu).set_memory_request(memory)
@@ -49,10 +54,8 @@ def on_train_pool(
             kubernetes.add_node_selector(task, key, value)
     else:
         kubernetes.add_node_selector_json(task, node_selector)
-    kubernetes.add_toleration(task, key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")
-    kubernetes.add_toleration(
-        task, key=POOL_LABEL, operator="Equal", value="train", effect="NoSchedule"
-    )
+    for t in jobset.TRAIN_POOL_TOLERATIONS:
+        kubernetes.add_toleration(task, **t)
     kubernetes.empty_dir_mount(
         task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=shm_size
     )
@@ -63,11 +66,15 @@ def on_train_pool(
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
-def train_node_selector(accelerator_type: str) -> dict:
-    """The train pool's node selector for one GPU model (a GKE accelerator label value such as
-    ``nvidia-tesla-a100`` or ``nvidia-a100-80gb``). A node selector can only take a run-time
-    value as a whole JSON object, hence this tiny step; it is cached after the first run."""
-    selector = {"vlaops.dev/pool": "train"}
-    if accelerator_type:
-        selector["cloud.google.com/gke-accelerator"] = accelerator_type
-    return selector
+def train_placement(accelerator_type: str, accelerator_count: int, num_nodes: int) -> NamedTuple(
+    "Placement", [("node_selector", dict), ("gpus", int), ("cpu", str), ("memory", str)]
+):
+    """Where the train step runs, from run parameters (``vlaops.train.jobset.launcher_placement``):
+    a node selector or a GPU count can only take a run-time value as a whole, hence this tiny step;
+    it is cached after the first run."""
+    from collections import namedtuple
+
+    from vlaops.train import jobset
+
+    p = jobset.launcher_placement(accelerator_type, accelerator_count, num_nodes)
+    return namedtuple("Placement", "node_selector gpus cpu memory")(**p)

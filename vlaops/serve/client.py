@@ -39,14 +39,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     policy = TritonPolicy(args.server, args.model_name)
     h, w = (int(v) for v in args.image_size.split("x"))
-    rng = np.random.default_rng(0)
-    obs = {
-        "images": {
-            c: rng.integers(0, 255, (h, w, 3), np.uint8) for c in policy.metadata["cameras"]
-        },
-        "state": rng.normal(size=policy.metadata["state_dim"]).astype(np.float32),
-        "prompt": args.prompt,
-    }
+    obs = random_observation(policy.metadata, args.prompt, (h, w))
     times = []
     for _ in range(max(1, args.repeat)):
         t0 = time.perf_counter()
@@ -59,6 +52,21 @@ def run(args: argparse.Namespace) -> None:
     print(
         f"latency: first {times[0]:.1f} ms, then p50 {np.median(steady):.1f} ms over {len(steady)} requests"
     )
+
+
+def random_observation(
+    metadata: dict, prompt: str, image_size: tuple[int, int] = (480, 640), seed: int = 0
+) -> dict:
+    """An observation shaped the way the model's metadata says (cameras, state size), as a
+    robot client sends it: raw uint8 frames, the raw state, the prompt."""
+    rng = np.random.default_rng(seed)
+    return {
+        "images": {
+            c: rng.integers(0, 255, (*image_size, 3), np.uint8) for c in metadata["cameras"]
+        },
+        "state": rng.normal(size=metadata["state_dim"]).astype(np.float32),
+        "prompt": prompt,
+    }
 
 
 class TritonPolicy:

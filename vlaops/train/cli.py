@@ -202,6 +202,10 @@ def train(
         )
     last = trainer.run(resume=True)
     if metrics_file and jax.process_index() == 0 and os.path.exists(metrics_file):
+        # next to the checkpoints whatever --metrics-file was: the pipeline reads both from there
+        beside = storage.join(checkpoint_dir, "metrics.jsonl")
+        if storage.is_remote(beside) or storage.local_path(beside) != Path(metrics_file).absolute():
+            storage.write_bytes(beside, Path(metrics_file).read_bytes())
         loss_curve_png(metrics_file, storage.join(checkpoint_dir, "loss.png"))
     return last
 

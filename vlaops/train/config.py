@@ -96,3 +96,18 @@ def get(name: str) -> TrainConfig:
         hint = f" — did you mean {close[0]!r}?" if close else ""
         raise VlaopsError(f"unknown training config {name!r}{hint} (known: {', '.join(CONFIGS)})")
     return CONFIGS[name]
+
+
+def resolve(name: str, mode: str = "") -> TrainConfig:
+    """A config from a family name and a fine-tune mode, as the pipeline's form asks for them:
+    ``pi0_aloha_sim`` + ``lora`` → ``pi0_aloha_sim_lora``. A full name (``debug``,
+    ``pi0_aloha_sim_full``) is taken as is; a mode that contradicts it is an error."""
+    if mode not in ("", "lora", "full"):
+        raise VlaopsError(f"fine-tune mode {mode!r}: choose lora or full")
+    if mode and f"{name}_{mode}" in CONFIGS:
+        return CONFIGS[f"{name}_{mode}"]
+    cfg = get(name)
+    other = {"lora": "_full", "full": "_lora"}.get(mode)
+    if other and name.endswith(other):
+        raise VlaopsError(f"training config {name!r} is not a {mode} fine-tune")
+    return cfg
