@@ -119,3 +119,35 @@ def free_ports():
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def kube():
+    """A Kubernetes API for tests: kmock's in-memory emulator on a local port (no real API server
+    runs here — the one thing these tests mock), served from a background thread, and a
+    ``kubernetes`` ApiClient pointed at it. The emulator stores and merges objects; it runs no
+    controllers, so a test plays the controller by writing ``status`` through the same API."""
+    import asyncio
+    import threading
+
+    import kmock
+    from kubernetes import client
+
+    ready, state = threading.Event(), {}
+
+    async def serve():
+        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator) as server:
+            state.update(url=str(server.url).rstrip("/"), stop=asyncio.Event())
+            state["loop"] = asyncio.get_running_loop()
+            ready.set()
+            await state["stop"].wait()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    assert ready.wait(30), "kmock did not start"
+    cfg = client.Configuration()
+    cfg.host = state["url"]
+    with client.ApiClient(cfg) as api:
+        yield api
+    state["loop"].call_soon_threadsafe(state["stop"].set)
+    thread.join(10)

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "serve": "vlaops.serve.triton",
     "infer": "vlaops.serve.client",
     "bridge": "vlaops.serve.bridge",
+    "deploy": "vlaops.serve.deploy",
 }
 
 

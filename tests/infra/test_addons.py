@@ -47,15 +47,30 @@ def test_namespaces_and_pod_security():
     assert ns["vlaops"]["pod-security.kubernetes.io/enforce"] == "baseline"
 
 
-def test_pipeline_role_grants_only_what_training_launch_needs():
-    by_kind = {d["kind"]: d for d in docs(K8S / "pipeline-rbac.yaml")}
-    rules = by_kind["Role"]["rules"]
-    groups = {g for r in rules for g in r["apiGroups"]}
-    assert groups == {"jobset.x-k8s.io", "trainer.kubeflow.org", "batch", ""}
-    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
-    assert by_kind["RoleBinding"]["subjects"] == [
-        {"kind": "ServiceAccount", "name": "vlaops-pipeline", "namespace": "vlaops"}
-    ]
+def test_pipeline_roles_grant_only_what_training_launch_and_deploy_need():
+    rbac = [d for d in docs(K8S / "pipeline-rbac.yaml") if d["kind"] in ("Role", "RoleBinding")]
+    roles = {d["metadata"]["namespace"]: d["rules"] for d in rbac if d["kind"] == "Role"}
+    # train: launch and follow JobSets / TrainJobs in the pipeline namespace
+    assert {g for r in roles["vlaops"] for g in r["apiGroups"]} == {
+        "jobset.x-k8s.io",
+        "trainer.kubeflow.org",
+        "batch",
+        "",
+    }
+    # deploy: patch Deployments and read Services of the serving namespace, nothing else
+    assert {(tuple(r["apiGroups"]), tuple(r["resources"])) for r in roles["vlaops-serving"]} == {
+        (("apps",), ("deployments",)),
+        (("",), ("services",)),
+    }
+    assert not any({"create", "delete"} & set(r["verbs"]) for r in roles["vlaops-serving"])
+    for rule in roles["vlaops"] + roles["vlaops-serving"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+    bindings = [d for d in rbac if d["kind"] == "RoleBinding"]
+    assert len(bindings) == 2
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "vlaops-pipeline", "namespace": "vlaops"}
+        ]
 
 
 def test_prometheus_adapter_gets_the_chart_rule():

@@ -48,46 +48,122 @@ def compiled(tmp_path_factory):
     return spec, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
 
 
+CPU_STEPS = {"generate-demos", "convert", "norm-stats", "train-placement", "export", "deploy"}
+
+
 def test_pipeline_parameters_and_steps(compiled):
     spec, _ = compiled
     assert spec["pipelineInfo"]["name"] == finetune.NAME
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert set(params) >= ISSUE_PARAMETERS
-    assert set(finetune.NOT_YET_USED) <= set(params)
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"generate-demos", "convert", "norm-stats", "evaluate"}
+    assert set(tasks) == {
+        "generate-demos",
+        "convert",
+        "norm-stats",
+        "train-placement",
+        "train",
+        "evaluate",
+        "condition-1",
+    }
     assert tasks["convert"]["dependentTasks"] == ["generate-demos"]
     assert tasks["norm-stats"]["dependentTasks"] == ["convert"]
+    assert sorted(tasks["train"]["dependentTasks"]) == ["convert", "norm-stats", "train-placement"]
+    assert tasks["evaluate"]["dependentTasks"] == ["train"]
     # large data moves by URI: the dataset step gets the URI parameter, the artifact is a pointer
     assert tasks["convert"]["inputs"]["parameters"]["dataset_uri"]["componentInputParameter"] == (
         "dataset_uri"
     )
+    # the checkpoint the evaluation rolls out is the one train wrote
+    ckpt = tasks["evaluate"]["inputs"]["artifacts"]["checkpoint"]["taskOutputArtifact"]
+    assert ckpt == {"outputArtifactKey": "checkpoint", "producerTask": "train"}
+    # the multi-node JobSet is named after the run, so a retried step re-attaches to it
+    run_id = tasks["train"]["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"]
+    assert run_id == "{{$.pipeline_job_uuid}}"
     executors = spec["deploymentSpec"]["executors"]
     used = {name: e["container"]["image"] for name, e in executors.items()}
     assert used == {
         "exec-generate-demos": images.SIM,
         "exec-convert": images.DATA,
         "exec-norm-stats": images.DATA,
+        "exec-train-placement": images.DATA,
+        "exec-train": images.TRAIN,
         "exec-evaluate": images.SIM,
+        "exec-export": images.SERVE,
+        "exec-deploy": images.SERVE,
     }
     # production components install nothing at start-up: the image carries the code
     for e in executors.values():
         assert "pip install" not in " ".join(e["container"]["command"])
 
 
-def test_caching_is_on_for_every_step(compiled):
+def test_export_and_deploy_only_when_the_evaluation_passes(compiled):
     spec, _ = compiled
-    for name, task in spec["root"]["dag"]["tasks"].items():
-        assert task["cachingOptions"] == {"enableCache": True}, name
+    gate = spec["root"]["dag"]["tasks"]["condition-1"]
+    assert gate["triggerPolicy"]["condition"] == (
+        "inputs.parameter_values['pipelinechannel--evaluate-Output'] >= "
+        "inputs.parameter_values['pipelinechannel--success_threshold']"
+    )
+    inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    assert set(inner) == {"export", "deploy"}
+    assert inner["deploy"]["dependentTasks"] == ["export"]
+    served = inner["deploy"]["inputs"]["artifacts"]["served"]["taskOutputArtifact"]
+    assert served == {"outputArtifactKey": "served", "producerTask": "export"}
 
 
-def test_data_and_sim_steps_run_on_the_cpu_pool_without_gpus(compiled):
+def test_caching_is_on_for_every_step_but_deploy(compiled):
+    spec, _ = compiled
+    tasks = {
+        **spec["root"]["dag"]["tasks"],
+        **spec["components"]["comp-condition-1"]["dag"]["tasks"],
+    }
+    for name, task in tasks.items():
+        if name == "condition-1":
+            continue
+        want = {} if name == "deploy" else {"enableCache": True}  # a deploy always happens
+        assert task["cachingOptions"] == want, name
+
+
+def test_data_and_control_steps_run_on_the_cpu_pool_without_gpus(compiled):
     spec, k8s = compiled
-    for name, e in spec["deploymentSpec"]["executors"].items():
+    for step in CPU_STEPS:
+        name = f"exec-{step}"
         assert k8s[name]["nodeSelector"]["labels"] == {"vlaops.dev/pool": "cpu"}, name
         assert "tolerations" not in k8s[name]
-        resources = e["container"]["resources"]
-        assert "accelerator" not in resources and resources["resourceCpuRequest"] == "2"
+        resources = spec["deploymentSpec"]["executors"][name]["container"]["resources"]
+        assert "accelerator" not in resources, name
+
+
+def test_train_step_placement_comes_from_the_run_parameters(compiled):
+    spec, k8s = compiled
+    resources = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    for key, output in [
+        (resources["accelerator"]["resourceCount"], "gpus"),
+        (resources["resourceCpuRequest"], "cpu"),
+        (resources["resourceMemoryRequest"], "memory"),
+    ]:
+        assert key == f"{{{{$.inputs.parameters['pipelinechannel--train-placement-{output}']}}}}"
+    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    selector = k8s["exec-train"]["nodeSelector"]["nodeSelectorJson"]["taskOutputParameter"]
+    assert selector == {"outputParameterKey": "node_selector", "producerTask": "train-placement"}
+    assert {t["key"] for t in k8s["exec-train"]["tolerations"]} == {
+        "nvidia.com/gpu",
+        "vlaops.dev/pool",
+    }
+    placement = spec["root"]["dag"]["tasks"]["train-placement"]["inputs"]["parameters"]
+    assert {k: v["componentInputParameter"] for k, v in placement.items()} == {
+        "accelerator_type": "accelerator_type",
+        "accelerator_count": "accelerator_count",
+        "num_nodes": "num_nodes",
+    }
+
+
+def test_checkpoint_evaluation_gets_one_gpu_of_the_train_pool(compiled):
+    spec, k8s = compiled
+    resources = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["resources"]
+    accel = resources["accelerator"]
+    assert (accel["resourceCount"], accel["resourceType"]) == ("1", "nvidia.com/gpu")
+    assert k8s["exec-evaluate"]["nodeSelector"]["labels"] == {"vlaops.dev/pool": "train"}
 
 
 @dsl.component(base_image=images.TRAIN, install_kfp_package=False)
@@ -97,9 +173,11 @@ def _dummy_train(steps: int) -> str:
 
 @dsl.pipeline(name="train-settings")
 def _train_settings(accelerator_type: str = "nvidia-a100-80gb", accelerator_count: int = 8):
-    selector = task_settings.train_node_selector(accelerator_type=accelerator_type)
+    placement = task_settings.train_placement(
+        accelerator_type=accelerator_type, accelerator_count=accelerator_count, num_nodes=1
+    )
     task = _dummy_train(steps=2)
-    task_settings.on_train_pool(task, accelerator_count, selector.output)
+    task_settings.on_train_pool(task, accelerator_count, placement.outputs["node_selector"])
 
 
 def test_train_step_settings_gpus_pool_tolerations_and_volumes(tmp_path):
@@ -114,8 +192,8 @@ def test_train_step_settings_gpus_pool_tolerations_and_volumes(tmp_path):
     train = k8s["exec-dummy-train"]
     # the node selector comes whole from the selector step (a run parameter picks the GPU model)
     selector = train["nodeSelector"]["nodeSelectorJson"]["taskOutputParameter"]
-    assert selector["producerTask"] == "train-node-selector"
-    assert spec["root"]["dag"]["tasks"]["dummy-train"]["dependentTasks"] == ["train-node-selector"]
+    assert selector["producerTask"] == "train-placement"
+    assert spec["root"]["dag"]["tasks"]["dummy-train"]["dependentTasks"] == ["train-placement"]
     assert {
         (t["key"], t["operator"], t.get("value"), t["effect"]) for t in train["tolerations"]
     } == {
@@ -146,12 +224,18 @@ def test_train_step_with_a_node_selector_fixed_at_compile_time(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("accelerator", "expected"),
+    ("accelerator", "nodes", "expected"),
     [
-        ("nvidia-tesla-a100", {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"}),
-        ("", {}),  # any GPU model the train pool has
+        ("nvidia-tesla-a100", 1, {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"}),
+        ("", 1, {}),  # any GPU model the train pool has
     ],
 )
-def test_train_node_selector_function(accelerator, expected):
-    got = task_settings.train_node_selector.python_func(accelerator_type=accelerator)
-    assert got == {"vlaops.dev/pool": "train", **expected}
+def test_train_placement_function(accelerator, nodes, expected):
+    got = task_settings.train_placement.python_func(
+        accelerator_type=accelerator, accelerator_count=4, num_nodes=nodes
+    )
+    assert got.node_selector == {"vlaops.dev/pool": "train", **expected} and got.gpus == 4
+    several = task_settings.train_placement.python_func(
+        accelerator_type=accelerator, accelerator_count=4, num_nodes=3
+    )
+    assert several.node_selector == {"vlaops.dev/pool": "cpu"} and several.gpus == 0

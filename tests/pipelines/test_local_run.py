@@ -1,5 +1,5 @@
 """The real components run by kfp.local: convert → norm-stats on tiny data (normal suite), and
-today's whole finetune DAG on tiny sim data (slow)."""
+the whole finetune pipeline as ``make run-local`` runs it (slow; CI runs it)."""
 
 import json
 
@@ -9,8 +9,7 @@ from kfp import dsl
 from components.convert.component import convert
 from components.generate_demos.component import generate_demos
 from components.norm_stats.component import norm_stats
-from pipelines import local
-from pipelines.finetune import finetune
+from pipelines import local, run_local
 from vlaops.data.synthetic import aloha_episode
 
 
@@ -56,29 +55,48 @@ def test_kfp_local_runs_convert_then_norm_stats(tmp_path):
     assert set(again.status.values()) == {"CACHED"} and len(again.status) == 3
 
 
+def test_bad_raw_uri_fails_the_first_step_with_its_message(tmp_path, capfd):
+    local.init(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="Inner task failed: .*generate-demos"):
+        _data_path(raw_uri=str(tmp_path / "no-such-demos"), dataset_uri=str(tmp_path / "ds"))
+    log = capfd.readouterr().out
+    assert f"VlaopsError: raw_uri '{tmp_path / 'no-such-demos'}': nothing there" in log
+    assert not (tmp_path / "ds").exists()
+
+
+STEPS = {
+    "generate-demos",
+    "convert",
+    "norm-stats",
+    "train-placement",
+    "train",
+    "evaluate",
+    "export",
+    "deploy",
+}
+
+
 @pytest.mark.slow
-def test_today_finetune_dag_through_kfp_local(tmp_path):
-    """generate-demos (sim) → convert → norm-stats, and the scripted-expert evaluation."""
-    with local.StepTimer() as timer:
-        root = local.init(tmp_path / "run")
-        finetune(
-            sim_task="transfer_cube",
-            demo_episodes=2,
-            raw_uri=str(tmp_path / "raw"),
-            dataset_uri=str(tmp_path / "ds"),
-            repo_id="t/finetune",
-            eval_episodes=1,
-            eval_uri=str(tmp_path / "eval"),
-        )
-    print("\n" + local.table(timer.seconds, timer.status))
-    assert set(timer.seconds) == {
-        "generate-demos",
-        "convert",
-        "norm-stats",
-        "evaluate",  # kfp.local names tasks by their component, not their display name
-    }, timer.seconds
-    assert set(timer.status.values()) == {"SUCCESS"}
-    assert (tmp_path / "ds" / "meta" / "info.json").exists()
+def test_run_local_whole_pipeline_then_a_cached_rerun(tmp_path):
+    """``make run-local``'s path: sim demos → … → debug training → evaluation → export → deploy to
+    a real local Triton with a smoke inference; the re-run redoes only the deploy."""
+    result = run_local.run(tmp_path)
+    print("\n" + local.table(result["seconds"], result["status"]))
+    assert result["status"] == dict.fromkeys(STEPS, "SUCCESS")
+
+    pointer = json.loads(_artifact(tmp_path, "train", "checkpoint").read_text())
+    assert pointer == {"uri": str(tmp_path / "checkpoints" / "30"), "config": "debug", "step": 30}
+    train_metrics = json.loads(_artifact(tmp_path, "train", "metrics").read_text())
+    assert train_metrics["step"] == 30 and train_metrics["loss"] > 0
+    assert "data:image/png;base64," in _artifact(tmp_path, "train", "loss_curve").read_text()
+    evaluation = json.loads(_artifact(tmp_path, "evaluate", "metrics").read_text())
+    assert evaluation["episodes"] == 2 and 0 <= evaluation["success_rate"] <= 1
     assert "data:video/mp4" in (tmp_path / "eval" / "report.html").read_text()
-    metrics = json.loads(_artifact(root, "evaluate", "metrics").read_text())
-    assert metrics["success_rate"] == 1.0 and metrics["episodes"] == 1  # the expert's baseline
+    assert (tmp_path / "models" / "pi0" / "1" / "params").is_dir()
+    served = json.loads(_artifact(tmp_path, "deploy", "metrics").read_text())
+    assert served["version"] == 1 and served["smoke_latency_ms"] > 0
+    assert "pi0 version 1 is serving" in _artifact(tmp_path, "deploy", "report").read_text()
+
+    again = run_local.run(tmp_path)
+    assert again["status"] == dict.fromkeys(STEPS - {"deploy"}, "CACHED") | {"deploy": "SUCCESS"}
+    assert not (tmp_path / "models" / "pi0" / "2").exists()  # nothing new was exported

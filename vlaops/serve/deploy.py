@@ -98,14 +98,22 @@ def _selector(release: str) -> str:
     return f"app.kubernetes.io/instance={release}"
 
 
+def _of_release(listing, release: str) -> list:
+    """The release's inference objects of a listing (filtered here too: cheap, and safe whatever
+    the server does with the selector)."""
+    return [
+        o
+        for o in listing.items
+        if (o.metadata.labels or {}).get("app.kubernetes.io/instance") == release
+        and (o.metadata.labels or {}).get("app.kubernetes.io/component", "inference") == "inference"
+    ]
+
+
 def find_deployment(apps, release: str, namespace: str) -> str:
     """The name of the release's Triton Deployment."""
-    items = apps.list_namespaced_deployment(namespace, label_selector=_selector(release)).items
-    items = [
-        d
-        for d in items
-        if (d.metadata.labels or {}).get("app.kubernetes.io/component") in (None, "inference")
-    ]
+    items = _of_release(
+        apps.list_namespaced_deployment(namespace, label_selector=_selector(release)), release
+    )
     if len(items) != 1:
         found = ", ".join(d.metadata.name for d in items) or "none"
         raise VlaopsError(
@@ -157,7 +165,9 @@ def wait_rollout(apps, name: str, namespace: str, timeout_s: float, poll_s: floa
 
 def service_address(core, release: str, namespace: str) -> str:
     """host:port of the release's Service gRPC port, as the cluster's DNS names it."""
-    for svc in core.list_namespaced_service(namespace, label_selector=_selector(release)).items:
+    for svc in _of_release(
+        core.list_namespaced_service(namespace, label_selector=_selector(release)), release
+    ):
         for port in svc.spec.ports or []:
             if port.name == "grpc":
                 return f"{svc.metadata.name}.{namespace}.svc.cluster.local:{port.port}"
