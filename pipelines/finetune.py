@@ -38,9 +38,9 @@ def finetune(
     # data: generate demos in the sim (sim_task set) or convert the raw demos at raw_uri
     sim_task: str = "transfer_cube",
     demo_episodes: int = 50,
-    raw_uri: str = "gs://PROJECT-vlaops-data/raw/transfer_cube",
+    raw_uri: str = "gs://PROJECT-vlaops-raw/transfer_cube",
     raw_format: str = "aloha-hdf5",
-    dataset_uri: str = "gs://PROJECT-vlaops-data/datasets/transfer_cube",
+    dataset_uri: str = "gs://PROJECT-vlaops-datasets/transfer_cube",
     repo_id: str = "vlaops/transfer_cube",
     fps: int = 50,
     task_prompt: str = "transfer the cube",
@@ -62,7 +62,7 @@ def finetune(
     success_threshold: float = 0.5,
     # serving: the model repository Triton reads, and the Helm release to roll (empty: no
     # Kubernetes; serving_url then names a Triton that polls the repository, as make run-local's)
-    model_repository: str = "gs://PROJECT-vlaops-models/repository",
+    model_repository: str = "gs://PROJECT-vlaops-models",
     model_name: str = "pi0",
     serving_release: str = "vlaops-triton",
     serving_namespace: str = "vlaops-serving",

@@ -1,6 +1,8 @@
 # Workload Identity: each Kubernetes service account acts as one Google service account, which
 # holds only the bucket roles its pods need.
-#   vlaops/vlaops-pipeline        → read raw; read/write datasets, checkpoints, models
+#   vlaops/vlaops-pipeline        → read/write raw (generate-demos writes simulated demos there;
+#                                   the bucket is versioned, so nothing recorded is ever lost),
+#                                   datasets, checkpoints, models
 #   vlaops-serving/vlaops-triton  → read models
 
 locals {
@@ -10,7 +12,7 @@ locals {
   # write under a temporary name, then rename (copy + delete).
   bucket_roles = {
     pipeline = {
-      raw         = "roles/storage.objectViewer"
+      raw         = "roles/storage.objectAdmin"
       datasets    = "roles/storage.objectAdmin"
       checkpoints = "roles/storage.objectAdmin"
       models      = "roles/storage.objectAdmin"

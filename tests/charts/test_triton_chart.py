@@ -61,7 +61,7 @@ def test_helm_package(tmp_path):
 def test_triton_pulls_the_gs_model_repository_and_polls_it(default):
     c = container(default.one("Deployment"))
     assert c["command"] == ["tritonserver"]
-    assert "--model-repository=gs://PROJECT-models" in c["args"]
+    assert "--model-repository=gs://PROJECT-vlaops-models" in c["args"]
     assert "--model-control-mode=poll" in c["args"]
     assert "--repository-poll-secs=60" in c["args"]
     assert c["image"] == "us-docker.pkg.dev/PROJECT/vlaops/serve:0.1.0"  # tag = appVersion

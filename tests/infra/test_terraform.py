@@ -155,7 +155,8 @@ def test_workload_identity_bindings_and_least_privilege(tf):
     locals_ = local_values(tf)
     roles = locals_["bucket_roles"]
     assert roles["triton"] == {"models": "roles/storage.objectViewer"}
-    assert roles["pipeline"]["raw"] == "roles/storage.objectViewer"
+    # generate-demos publishes simulated demos into raw (versioned: overwrites keep the old data)
+    assert roles["pipeline"]["raw"] == "roles/storage.objectAdmin"
     assert {roles["pipeline"][b] for b in ("datasets", "checkpoints", "models")} == {
         "roles/storage.objectAdmin"
     }
