@@ -117,10 +117,11 @@ def finetune(
         videos=2,
         workers=2,
     )
-    # pi0 rolls out in-process: one GPU of the train pool, any model
+    # pi0 rolls out in-process: one GPU of the train pool, any model, shared by the episode
+    # workers (each its own JAX process: no up-front grab of 75% of the GPU memory each)
     task_settings.on_train_pool(
         evaluation, 1, jobset.train_pool_selector(), cpu="4", memory="32G", scratch_size="50Gi"
-    )
+    ).set_env_variable("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     with dsl.If(evaluation.outputs["Output"] >= success_threshold, name="good-enough"):
         exported = export(
             checkpoint=trained.outputs["checkpoint"],

@@ -164,6 +164,8 @@ def test_checkpoint_evaluation_gets_one_gpu_of_the_train_pool(compiled):
     accel = resources["accelerator"]
     assert (accel["resourceCount"], accel["resourceType"]) == ("1", "nvidia.com/gpu")
     assert k8s["exec-evaluate"]["nodeSelector"]["labels"] == {"vlaops.dev/pool": "train"}
+    container = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]
+    assert {"name": "XLA_PYTHON_CLIENT_PREALLOCATE", "value": "false"} in container["env"]
 
 
 @dsl.component(base_image=images.TRAIN, install_kfp_package=False)
