@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vlaops.cli import main
@@ -91,3 +92,75 @@ def test_unknown_config(capsys):
         ]
     )
     assert rc == 2 and "did you mean 'pi0_aloha_sim_lora'" in capsys.readouterr().err
+
+
+def _train_process(dataset, tmp_path, ckpt, devices: int, env_extra: dict, tag: str):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        **env_extra,
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "vlaops.cli",
+        "train",
+        "--config",
+        "debug",
+        "--dataset",
+        str(dataset / "ds"),
+        "--norm-stats",
+        str(dataset / "ns.json"),
+        "--checkpoint-dir",
+        str(ckpt),
+        "--cache-dir",
+        str(tmp_path / f"cache-{tag}"),  # each pod has its own disk
+        "--steps",
+        "4",
+    ]
+    with open(tmp_path / f"{tag}.log", "w") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _metrics(ckpt) -> list[dict]:
+    return [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_with_as_many_devices(dataset, tmp_path, free_ports):
+    """Real ``jax.distributed`` on localhost: two processes, one CPU device each, each loading
+    its half of every batch, give the losses of one process with two devices — which they can
+    only do if their shards differ and together make the whole batch — and write one checkpoint."""
+    one = _train_process(dataset, tmp_path, tmp_path / "one", 2, {}, "one")
+    assert one.wait(timeout=600) == 0, (tmp_path / "one.log").read_text()[-3000:]
+
+    coordinator = f"127.0.0.1:{free_ports()}"
+    procs = [
+        _train_process(
+            dataset,
+            tmp_path,
+            tmp_path / "two",
+            1,
+            {
+                "JAX_COORDINATOR_ADDRESS": coordinator,
+                "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(i),
+            },
+            f"p{i}",
+        )
+        for i in range(2)
+    ]
+    for i, p in enumerate(procs):
+        assert p.wait(timeout=600) == 0, (tmp_path / f"p{i}.log").read_text()[-3000:]
+    assert "process 1 of 2" in (tmp_path / "p1.log").read_text()
+
+    single, multi = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
+    assert [r["step"] for r in multi] == [1, 2, 3, 4]  # logged once, by process 0
+    np.testing.assert_allclose([r["loss"] for r in multi], [r["loss"] for r in single], rtol=2e-3)
+    assert checkpoint.manager(str(tmp_path / "two")).latest_step() == 4
+    assert json.loads(checkpoint.read_assets(str(tmp_path / "two" / "4"))["config.json"])

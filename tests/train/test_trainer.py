@@ -137,6 +137,21 @@ def test_sigterm_saves_and_stops(dataset, tmp_path):
     assert checkpoint.manager(str(tmp_path / "c")).latest_step() == 3
 
 
+def test_validation_pauses_are_not_counted_as_waiting_on_data(dataset, tmp_path):
+    """A slow hook (validation) or a checkpoint between steps is not training time: it must not
+    deflate ``samples_per_sec`` nor dilute ``data_wait_frac`` (the share of *step* time)."""
+    import time
+
+    t = _trainer(dataset, tmp_path / "w", steps=6)  # also saves every 2 steps
+    t.add_hook(lambda step, _: time.sleep(0.5))
+    t.run()
+    with open(str(tmp_path / "w") + ".jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    after_a_pause = [r for r in rows if r["step"] > 1]
+    assert all(r["samples_per_sec"] > 8 / 0.5 for r in after_a_pause), after_a_pause
+    assert all(0 <= r["data_wait_frac"] <= 1 for r in after_a_pause), after_a_pause
+
+
 def test_corrupt_latest_checkpoint_falls_back(dataset, tmp_path, caplog):
     _trainer(dataset, tmp_path / "d", steps=4).run()
     for f in (tmp_path / "d" / "4" / "train_state").rglob("*"):

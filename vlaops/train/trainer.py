@@ -264,11 +264,14 @@ class Trainer:
                     )
                 self._log(last)
                 window_start, window_steps, wait = time.perf_counter(), 0, 0.0
+            # Validation and checkpoints pause training; keep them out of the throughput window.
+            paused = time.perf_counter()
             for every, fn in self.hooks:
                 if step % every == 0:
                     fn(step, last)
             if step % cfg.save_every == 0 and step < cfg.steps:
                 self.save()
+            window_start += time.perf_counter() - paused
         if self.manager.latest_step() != step:  # a finished run re-started has nothing new to save
             self.save()
         return last
