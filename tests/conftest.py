@@ -73,6 +73,12 @@ def gcs_server(tmp_path_factory) -> GCSServer:
             str(port),
             "-external-url",
             url,
+            # google-cloud-cpp (Triton's GCS client) downloads through the XML API path
+            # GET /<bucket>/<object>, which fake-gcs-server routes only for requests whose Host is
+            # its public host (default storage.googleapis.com): without this Triton gets a 404
+            # and reports "Permanent error in Read()". gcsfs and tensorstore use the JSON API.
+            "-public-host",
+            f"127.0.0.1:{port}",
             "-log-level",
             "warn",
         ],

@@ -67,12 +67,14 @@ def _obs(seed, h=480, w=640):
 
 
 @pytest.mark.slow
-def test_served_actions_equal_in_process_policy(ckpt, tmp_path, free_ports):
+def test_served_actions_equal_in_process_policy(ckpt, tmp_path, free_ports, bucket):
     repo = str(tmp_path / "repo")
     assert export.export(str(ckpt), repo, "pi0") == 1
     assert (
         export.export(str(ckpt / "7"), repo, "pi0") == 2
     )  # a step folder works too; a new version
+    gs_repo = f"{bucket}/models"
+    assert export.export(str(ckpt), gs_repo, "pi0") == 1
     local = policy.load(tmp_path / "repo" / "pi0" / "2")
     assert local.metadata == {
         "cameras": ["cam_high", "cam_left_wrist"],
@@ -80,15 +82,13 @@ def test_served_actions_equal_in_process_policy(ckpt, tmp_path, free_ports):
         "action_dim": 14,
         "action_horizon": 10,
     }
-    # TODO(serving): the same from gs:// — Triton's GCS client reads config.pbtxt from the local
-    # fake-gcs-server with "Permanent error in Read()"; not solved yet.
-    for source in (repo,):
+    for source in (repo, gs_repo):
         with Server(
             source,
             free_ports(),
             free_ports(),
             free_ports(),
-            log_file=str(tmp_path / "triton.log"),
+            log_file=str(tmp_path / "triton.log"),  # both runs append here
             exit_timeout=5,
         ) as srv:
             for url in (srv.grpc_url, srv.http_url):

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -161,7 +162,7 @@ class Server:
         url = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                where = f" (log: {self.log_file})" if self.log_file else ""
+                where = f" (log: {self.log_file}){self._log_errors()}" if self.log_file else ""
                 raise VlaopsError(
                     f"tritonserver exited with status {self._proc.returncode} while starting{where}"
                 )
@@ -173,6 +174,20 @@ class Server:
         raise VlaopsError(
             f"Triton not ready after {self.startup_timeout:.0f}s on {self.model_repository}"
         )
+
+    def _log_errors(self, limit: int = 5) -> str:
+        """Triton's last error lines (``E…`` log records, ``error: …``), to quote in a failure."""
+        try:
+            lines = Path(self.log_file).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        errors = [
+            line.strip()
+            for line in lines
+            if re.match(r"E\d{4} |error: ", line)
+            and "CudaDriverHelper" not in line  # no GPU: noise
+        ]
+        return "".join(f"\n  {line}" for line in errors[-limit:])
 
     def wait(self) -> int:
         return self._proc.wait() if self._proc else 0
