@@ -152,6 +152,23 @@ def test_validation_pauses_are_not_counted_as_waiting_on_data(dataset, tmp_path)
     assert all(0 <= r["data_wait_frac"] <= 1 for r in after_a_pause), after_a_pause
 
 
+def test_mfu_from_the_compiled_step_flops(dataset, tmp_path):
+    """MFU = XLA's FLOPs of the compiled step × steps/s ÷ the device's peak. A CPU has no known
+    peak (no ``mfu`` logged), so the test names one; the FLOPs must be those of the stand-in."""
+    t = _trainer(dataset, tmp_path / "m", steps=3)
+    t.peak_flops_per_device = 1e9
+    t.run()
+    forward = 2 * 8 * (32 * 256 + 256 * 32)  # two dense layers, batch 8
+    assert 2 * forward < t.flops_per_step < 10 * forward  # forward + backward + AdamW
+    with open(str(tmp_path / "m") + ".jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    for r in rows:
+        steps_per_sec = r["samples_per_sec"] / 8
+        assert r["mfu"] == pytest.approx(t.flops_per_step * steps_per_sec / 1e9)
+    plain = _trainer(dataset, tmp_path / "n", steps=1)
+    assert "mfu" not in plain.run() and plain.peak_flops_per_device is None
+
+
 def test_corrupt_latest_checkpoint_falls_back(dataset, tmp_path, caplog):
     _trainer(dataset, tmp_path / "d", steps=4).run()
     for f in (tmp_path / "d" / "4" / "train_state").rglob("*"):

@@ -34,6 +34,24 @@ from vlaops.train import checkpoint, sharding
 
 log = logging.getLogger(__name__)
 
+# Dense bf16 peak FLOP/s per device, by a substring of ``device.device_kind`` (vendor datasheets).
+PEAK_BF16_FLOPS = {
+    "A100": 312e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "B200": 2250e12,
+    "L4": 121e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v6": 918e12,
+}
+
+
+def peak_flops(device: jax.Device) -> float | None:
+    """The device's dense bf16 peak, or None where unknown (CPUs): then no MFU is logged."""
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in device.device_kind), None)
+
 
 @dataclass(frozen=True)
 class OptimizerConfig:
@@ -85,9 +103,9 @@ class Trainer:
     )  # which params train (LoRA: adapters and unfrozen parts)
     metrics_file: str | None = None
     hooks: list[tuple[int, Callable[[int, dict], None]]] = field(default_factory=list)
-    flops_per_sample: float | None = None  # for the MFU estimate
-    peak_flops_per_device: float | None = None
+    peak_flops_per_device: float | None = None  # None: from the device kind (PEAK_BF16_FLOPS)
     _stop: bool = field(default=False, init=False)
+    flops_per_step: float | None = field(default=None, init=False)  # per device, XLA's count
 
     def add_hook(self, fn: Callable[[int, dict], None], every: int = 1) -> None:
         self.hooks.append((every, fn))
@@ -237,11 +255,14 @@ class Trainer:
         batches = iter(self.loader)
         wait = 0.0
         window_start, window_steps, last = time.perf_counter(), 0, {}
+        step_fn = None
         while step < cfg.steps and not self._stop:
             t0 = time.perf_counter()
             batch = sharding.shard_batch(next(batches), self.mesh)
             t1 = time.perf_counter()
-            self.state, out = self._step_fn(self.state, batch)
+            if step_fn is None:
+                step_fn = self._compile(batch)
+            self.state, out = step_fn(self.state, batch)
             step += 1
             window_steps += 1
             wait += t1 - t0
@@ -256,12 +277,9 @@ class Trainer:
                     "samples_per_sec": window_steps * cfg.batch_size / elapsed,
                     "data_wait_frac": wait / elapsed if elapsed else 0.0,
                 }
-                if self.flops_per_sample and self.peak_flops_per_device:
-                    last["mfu"] = (
-                        last["samples_per_sec"]
-                        * self.flops_per_sample
-                        / (self.peak_flops_per_device * jax.device_count())
-                    )
+                if self.flops_per_step and self.peak_flops_per_device:
+                    steps_per_sec = window_steps / elapsed
+                    last["mfu"] = self.flops_per_step * steps_per_sec / self.peak_flops_per_device
                 self._log(last)
                 window_start, window_steps, wait = time.perf_counter(), 0, 0.0
             # Validation and checkpoints pause training; keep them out of the throughput window.
@@ -275,6 +293,24 @@ class Trainer:
         if self.manager.latest_step() != step:  # a finished run re-started has nothing new to save
             self.save()
         return last
+
+    def _compile(self, batch):
+        """The train step compiled once for this batch's shapes; its XLA cost analysis (per
+        device, after SPMD partitioning) gives the FLOPs behind the MFU estimate."""
+        compiled = self._step_fn.lower(self.state, batch).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list | tuple) else cost
+        self.flops_per_step = float((cost or {}).get("flops", 0.0)) or None
+        if self.peak_flops_per_device is None:
+            self.peak_flops_per_device = peak_flops(jax.local_devices()[0])
+        log.info(
+            "train step: %s GFLOP per device; peak %s TFLOP/s per device",
+            f"{self.flops_per_step / 1e9:,.1f}" if self.flops_per_step else "unknown",
+            f"{self.peak_flops_per_device / 1e12:,.0f}"
+            if self.peak_flops_per_device
+            else "unknown",
+        )
+        return compiled
 
     def _log(self, m: dict) -> None:
         if jax.process_index() != 0:
