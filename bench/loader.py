@@ -34,31 +34,24 @@ from vlaops.data.loader import DatasetArrays, Loader, LoaderConfig
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--episodes", type=int, default=6)
-    p.add_argument("--length", type=int, default=100)
-    p.add_argument("--reference-samples", type=int, default=150)
-    p.add_argument("--batches", type=int, default=40)
-    args = p.parse_args()
-    logging.disable(logging.INFO)
-
+def measure(episodes: int = 6, length: int = 100, reference_samples: int = 150, batches: int = 40):
+    """Samples/s per core of the reference and of ours, and the frame-cache build time."""
     with tempfile.TemporaryDirectory(prefix="vlaops-bench-") as tmp:
         tmp = Path(tmp)
         (tmp / "raw").mkdir()
-        for i in range(args.episodes):
+        for i in range(episodes):
             synthetic.aloha_episode(
-                tmp / "raw" / f"episode_{i}.hdf5", args.length, CAMERAS, (480, 640), seed=i
+                tmp / "raw" / f"episode_{i}.hdf5", length, CAMERAS, (480, 640), seed=i
             )
         convert(str(tmp / "raw"), "aloha-hdf5", str(tmp / "ds"), "bench/loader", 50, workers=1)
         ds_dir = tmp / "ds"
-        frames = args.episodes * args.length
+        frames = episodes * length
         rng = np.random.default_rng(0)
 
         ref = lerobot_io.open_dataset(
             ds_dir, "bench/loader", delta_timestamps={"action": [k / 50 for k in range(50)]}
         )
-        idx = rng.integers(0, frames, args.reference_samples)
+        idx = rng.integers(0, frames, reference_samples)
         t0 = time.perf_counter()
         for i in idx:
             item = ref[int(i)]
@@ -78,15 +71,24 @@ def main() -> None:
         )
         loader.batch_at(0)  # page the cache in, like every step after the first
         t0 = time.perf_counter()
-        for k in range(args.batches):
+        for k in range(batches):
             b = loader.batch_at(k)
-        ours_rate = args.batches * 32 / (time.perf_counter() - t0)
+        ours_rate = batches * 32 / (time.perf_counter() - t0)
         assert b["images"]["base_0_rgb"].shape == (32, 224, 224, 3) and b["actions"].shape == (
             32,
             50,
             32,
         )
+    return {"frames": frames, "reference": ref_rate, "ours": ours_rate, "build_secs": build_secs}
 
+
+def report(m: dict) -> None:
+    frames, ref_rate, ours_rate, build_secs = (
+        m["frames"],
+        m["reference"],
+        m["ours"],
+        m["build_secs"],
+    )
     print(f"\n{frames} frames × 3 cameras 480×640, H=50, one core")
     print(f"| {'method':<60} | {'samples/s':>10} |")
     print(f"|{'-' * 62}|{'-' * 12}|")
@@ -102,6 +104,17 @@ def main() -> None:
         f"  it pays for itself after {build_secs * ref_rate:,.0f} reference samples "
         f"({build_secs * ref_rate / frames:.1f} epochs)"
     )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--episodes", type=int, default=6)
+    p.add_argument("--length", type=int, default=100)
+    p.add_argument("--reference-samples", type=int, default=150)
+    p.add_argument("--batches", type=int, default=40)
+    args = p.parse_args()
+    logging.disable(logging.INFO)
+    report(measure(args.episodes, args.length, args.reference_samples, args.batches))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,218 @@
+"""Training throughput: is the accelerator ever starved of data, and how close to peak does it run?
+
+    .venv/bin/python bench/train.py                       # CPU: loader vs lerobot + the debug run (~5 min)
+    .venv/bin/python bench/train.py --gpu                 # GPU: pi0 full and LoRA, batch 32 per device
+    .venv/bin/python bench/train.py --gpu --model pi0_tiny --batch 4   # the same code path on a CPU
+
+CPU mode, in one run:
+
+1. the loader (``bench/loader.py``): samples/s per core of ``LeRobotDataset`` with
+   ``delta_timestamps`` random access against the vlaops ``Loader`` (3 cameras at 224×224, H=50);
+2. ``vlaops train --config debug`` (pi0_tiny, 3 cameras 480×640 converted and cached, the real
+   loader with its prefetch thread): median samples/s and ``data_wait_frac`` — the share of
+   step time the loop waits for the next batch — over the steps after compilation.
+
+GPU mode trains real-size pi0 — full fine-tune (fp32 params, AdamW, EMA) and LoRA (openpi's
+adapters; frozen weights ride along) — on one prepared batch repeated, so the numbers are the
+model's own: steps/s, samples/s per device, MFU (XLA's FLOPs of the compiled step ÷ the device's
+bf16 peak) and peak device memory, against the goals MFU ≥ 40 % (full) and LoRA < 22.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import jax
+import numpy as np
+from flax import nnx
+
+CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
+
+
+def debug_run(steps: int, episodes: int = 6, length: int = 100) -> dict:
+    """``vlaops train --config debug`` on synthetic 3-camera 480×640 episodes; steady-state rows."""
+    from vlaops import storage
+    from vlaops.data import norm_stats, synthetic
+    from vlaops.train import config
+    from vlaops.train.cli import train
+
+    with tempfile.TemporaryDirectory(prefix="vlaops-bench-train-") as tmp:
+        tmp = Path(tmp)
+        ds = synthetic.aloha_dataset(
+            tmp, (length,) * episodes, CAMERAS, (480, 640), task="pick up the cube"
+        )
+        storage.write_json(str(tmp / "ns.json"), norm_stats.compute(str(ds)))
+        metrics = tmp / "metrics.jsonl"
+        cfg = config.get("debug").override(steps=steps, save_every=10**9)
+        t0 = time.perf_counter()
+        train(cfg, str(ds), str(tmp / "ns.json"), str(tmp / "ckpt"), None, str(metrics), False, tmp)
+        wall = time.perf_counter() - t0
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    steady = [r for r in rows if "data_wait_frac" in r][3:]  # past compilation and warm-up
+    return {
+        "batch": cfg.trainer.batch_size,
+        "steps": steps,
+        "wall_s": wall,
+        "samples_per_sec": statistics.median(r["samples_per_sec"] for r in steady),
+        "data_wait_frac": statistics.median(r["data_wait_frac"] for r in steady),
+        "data_wait_frac_max": max(r["data_wait_frac"] for r in steady),
+    }
+
+
+class RepeatedBatch:
+    """A loader that yields one prepared batch forever: the step rate is the model's alone."""
+
+    seed = 0
+
+    def __init__(self, batch: dict):
+        self.batch = batch
+
+    def __iter__(self):
+        return itertools.repeat(self.batch)
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def prepared_batch(model_cfg, batch: int, seed: int = 0) -> dict:
+    """What the ``Loader`` yields: 3 valid cameras, a full prompt, a 50-step action chunk."""
+    from vlaops.model.pi0 import CAMERAS as MODEL_CAMERAS
+
+    rng = np.random.default_rng(seed)
+    s, n, h, a = (
+        model_cfg.siglip.image_size,
+        model_cfg.max_token_len,
+        model_cfg.action_horizon,
+        model_cfg.action_dim,
+    )
+    cams = MODEL_CAMERAS[: model_cfg.num_cameras]
+    return {
+        "images": {c: rng.integers(0, 255, (batch, s, s, 3), np.uint8) for c in cams},
+        "image_masks": {c: np.ones(batch, bool) for c in cams},
+        "state": rng.normal(size=(batch, a)).astype(np.float32),
+        "actions": rng.normal(size=(batch, h, a)).astype(np.float32),
+        "action_is_pad": np.zeros((batch, h), bool),
+        "tokenized_prompt": rng.integers(1, min(model_cfg.vocab_size, 250), (batch, n)).astype(
+            np.int32
+        ),
+        "tokenized_prompt_mask": np.ones((batch, n), bool),
+    }
+
+
+def step_rate(train_config: str, model: str, per_device_batch: int, steps: int) -> dict:
+    """Steps/s, MFU and peak memory of one fine-tuning mode, timed over ``steps`` steady steps."""
+    from vlaops.model.pi0 import Pi0
+    from vlaops.train import config, sharding
+    from vlaops.train.trainer import Trainer
+
+    cfg = dataclasses.replace(config.get(train_config), model=model)
+    batch = per_device_batch * jax.device_count()
+    cfg = cfg.override(batch_size=batch, steps=steps + 1)
+    pi0 = Pi0(cfg.model_config, nnx.Rngs(0))
+
+    def loss_fn(model, rng, b):
+        return model.compute_loss(rng, b, b["actions"]).mean()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(
+            pi0,
+            loss_fn,
+            cfg.trainer,
+            RepeatedBatch(prepared_batch(cfg.model_config, batch)),
+            tmp,
+            trainable=cfg.trainable(),
+        )
+        trainer._setup()  # the state on the mesh, as run() builds it, without checkpointing
+        del pi0
+        on_mesh = sharding.shard_batch(trainer.loader.batch, trainer.mesh)
+        t0 = time.perf_counter()
+        step = trainer._compile(on_mesh)
+        state, out = step(trainer.state, on_mesh)
+        jax.block_until_ready(out)
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state, out = step(state, on_mesh)
+        jax.block_until_ready(out)
+        secs = (time.perf_counter() - t0) / steps
+    stats = jax.local_devices()[0].memory_stats() or {}
+    peak = trainer.peak_flops_per_device
+    return {
+        "mode": train_config.rsplit("_", 1)[-1],
+        "trainable": trainer.n_trainable,
+        "compile_s": compile_s,
+        "step_s": secs,
+        "samples_per_sec_per_device": per_device_batch / secs,
+        "mfu": trainer.flops_per_step / secs / peak if peak and trainer.flops_per_step else None,
+        "peak_gib": stats.get("peak_bytes_in_use", 0) / 2**30,
+        "loss": float(out["loss"]),
+    }
+
+
+def cpu(args) -> None:
+    import loader as loader_bench
+
+    logging.disable(logging.INFO)
+    loader_bench.report(loader_bench.measure())
+    d = debug_run(args.steps)
+    print(f"\nvlaops train --config debug: pi0_tiny, batch {d['batch']}, {d['steps']} steps")
+    print("3 cameras 480×640 → 224×224 frame cache, the real Loader and its prefetch thread")
+    print(f"| {'samples/s':>9} | {'data_wait_frac (median)':>23} | {'max':>5} | {'wall s':>6} |")
+    print(f"|{'-' * 11}|{'-' * 25}|{'-' * 7}|{'-' * 8}|")
+    print(
+        f"| {d['samples_per_sec']:>9.1f} | {d['data_wait_frac']:>23.3f} "
+        f"| {d['data_wait_frac_max']:>5.2f} | {d['wall_s']:>6.1f} |"
+    )
+
+
+def gpu(args) -> None:
+    if jax.default_backend() == "cpu" and args.model == "pi0":
+        sys.exit("--gpu with real pi0 needs an accelerator; try --model pi0_tiny to check the path")
+    kind = jax.devices()[0].device_kind
+    print(
+        f"{args.model} on {jax.device_count()}× {kind}, batch {args.batch} per device, "
+        f"{args.steps} timed steps"
+    )
+    print(
+        f"| {'mode':<5} | {'trainable':>13} | {'compile s':>9} | {'step s':>7} "
+        f"| {'samples/s/dev':>13} | {'MFU':>6} | {'peak GiB':>8} |"
+    )
+    print(f"|{'-' * 7}|{'-' * 15}|{'-' * 11}|{'-' * 9}|{'-' * 15}|{'-' * 8}|{'-' * 10}|")
+    lora_model = "pi0_lora" if args.model == "pi0" else f"{args.model}_lora"
+    # LoRA first: the peak-memory counter never goes down, and the full fine-tune's peak is higher
+    for name, model in (
+        ("pi0_aloha_sim_lora", lora_model),
+        ("pi0_aloha_sim_full", args.model),
+    ):
+        r = step_rate(name, model, args.batch, args.steps)
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
+        print(
+            f"| {r['mode']:<5} | {r['trainable']:>13,} | {r['compile_s']:>9.1f} | {r['step_s']:>7.3f} "
+            f"| {r['samples_per_sec_per_device']:>13.1f} | {mfu:>6} | {r['peak_gib']:>8.2f} |",
+            flush=True,
+        )
+    print("goals: MFU ≥ 40 % for the full fine-tune; LoRA peak < 22.5 GB (20.95 GiB)")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--gpu", action="store_true", help="pi0 full and LoRA step rate, MFU, memory")
+    p.add_argument("--model", default="pi0", help="with --gpu: pi0, or pi0_tiny to test the path")
+    p.add_argument("--batch", type=int, default=32, help="with --gpu: batch per device")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (debug run: its length)")
+    a = p.parse_args()
+    a.steps = a.steps or (5 if a.gpu else 40)
+    (gpu if a.gpu else cpu)(a)
