@@ -105,7 +105,7 @@ class Trainer:
     hooks: list[tuple[int, Callable[[int, dict], None]]] = field(default_factory=list)
     peak_flops_per_device: float | None = None  # None: from the device kind (PEAK_BF16_FLOPS)
     _stop: bool = field(default=False, init=False)
-    flops_per_step: float | None = field(default=None, init=False)  # per device, XLA's count
+    flops_per_step: float | None = field(default=None, init=False)  # model FLOPs per device
 
     def add_hook(self, fn: Callable[[int, dict], None], every: int = 1) -> None:
         self.hooks.append((every, fn))
@@ -155,16 +155,14 @@ class Trainer:
             self._train_step, donate_argnums=0, out_shardings=(self.state_shardings, None)
         )
 
+    def _loss(self, trainable, state: dict, batch: dict):
+        rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+        model = nnx.merge(self.graphdef, trainable, state["frozen"], self.rest)
+        return self.loss_fn(model, rng, batch)
+
     def _train_step(self, state: dict, batch: dict):
         cfg = self.config
-        rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
-
-        def loss_of(trainable):
-            return self.loss_fn(
-                nnx.merge(self.graphdef, trainable, state["frozen"], self.rest), rng, batch
-            )
-
-        loss, grads = jax.value_and_grad(loss_of)(state["params"])
+        loss, grads = jax.value_and_grad(self._loss)(state["params"], state, batch)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new = dict(
@@ -295,12 +293,15 @@ class Trainer:
         return last
 
     def _compile(self, batch):
-        """The train step compiled once for this batch's shapes; its XLA cost analysis (per
-        device, after SPMD partitioning) gives the FLOPs behind the MFU estimate."""
+        """The train step compiled once for this batch's shapes, and the model FLOPs per step and
+        device behind the MFU estimate: 3× the forward pass as XLA counts it (forward + backward,
+        the usual convention), so recomputation under remat does not count as useful work."""
         compiled = self._step_fn.lower(self.state, batch).compile()
-        cost = compiled.cost_analysis()
+        forward = jax.jit(self._loss).lower(self.state["params"], self.state, batch)
+        cost = forward.cost_analysis()
         cost = cost[0] if isinstance(cost, list | tuple) else cost
-        self.flops_per_step = float((cost or {}).get("flops", 0.0)) or None
+        flops = 3 * float((cost or {}).get("flops", 0.0)) / jax.device_count()
+        self.flops_per_step = flops or None
         if self.peak_flops_per_device is None:
             self.peak_flops_per_device = peak_flops(jax.local_devices()[0])
         log.info(
