@@ -1,13 +1,16 @@
 """Serving latency and throughput: in-process policy vs Triton gRPC vs the openpi bridge, same model.
 
-    .venv/bin/python bench/serve.py                       # pi0_tiny on CPU, ~2 min
+    .venv/bin/python bench/serve.py                       # pi0_tiny on CPU, ~1.5 min on 2 cores
     .venv/bin/python bench/serve.py --requests 200
+    .venv/bin/python bench/serve.py --max-queue-delay-us 2000   # the batcher holding requests back
 
 Exports a freshly initialised pi0_tiny as a model repository, starts the real Triton on it, and
 sends 3-camera 480×640 observations at concurrency 1, 4 and 16 through: the policy in this process
-(one call at a time, under a lock — the baseline), Triton over gRPC (dynamic batching), and the
-openpi websocket bridge in front of Triton. Prints p50/p99 latency and requests/s, and the
-Triton-minus-in-process p99 overhead at concurrency 1 (goal ≤ 2 ms).
+(one call at a time, under a lock — the baseline), Triton over gRPC (dynamic batching) with the
+client letterboxing frames to the model's input size first (the default), the same sending full
+frames (2.7 MB a camera: what the transfer costs), and the openpi websocket bridge in front of
+Triton. Prints p50/p99 latency and requests/s, and the Triton-minus-in-process p99 overhead at
+concurrency 1 (goal ≤ 2 ms). On a shared 2-core machine, run it twice: p99 is noisy.
 """
 
 import argparse
@@ -22,7 +25,7 @@ from flax import nnx
 from vlaops.data.loader import LoaderConfig
 from vlaops.model.config import get_config
 from vlaops.model.pi0 import Pi0
-from vlaops.serve import export, policy
+from vlaops.serve import export, policy, repository
 from vlaops.serve.bridge import Bridge
 from vlaops.serve.client import TritonPolicy
 from vlaops.serve.triton import Server
@@ -35,7 +38,7 @@ CAMS = {
 }
 
 
-def make_repository(tmp: Path) -> Path:
+def make_repository(tmp: Path, cfg: repository.ServingConfig) -> Path:
     model = Pi0(get_config("pi0_tiny"), nnx.Rngs(0))
     stats = {
         "norm_stats": {
@@ -56,7 +59,7 @@ def make_repository(tmp: Path) -> Path:
         "bench",
         {"model": "pi0_tiny", "data": data, "tokenizer": "bytes"},
     )
-    export.export(str(tmp / "ckpt"), str(tmp / "repo"), "pi0")
+    export.export(str(tmp / "ckpt"), str(tmp / "repo"), "pi0", cfg=cfg)
     return tmp / "repo"
 
 
@@ -99,10 +102,18 @@ def load(make_client, concurrency: int, requests: int) -> tuple[float, float, fl
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=96)
+    p.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=repository.ServingConfig.max_queue_delay_us,
+        help="the dynamic batcher's max_queue_delay_microseconds",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="vlaops-bench-") as tmp:
         tmp = Path(tmp)
-        repo = make_repository(tmp)
+        repo = make_repository(
+            tmp, repository.ServingConfig(max_queue_delay_us=args.max_queue_delay_us)
+        )
         local = policy.load(repo / "pi0" / "1")
         gil = threading.Lock()
 
@@ -122,6 +133,9 @@ def main() -> None:
                 paths = {
                     "in-process": in_process,
                     "Triton gRPC": lambda: TritonPolicy(srv.grpc_url, "pi0").infer,
+                    "Triton gRPC, full frames": lambda: (
+                        TritonPolicy(srv.grpc_url, "pi0", letterbox=False).infer
+                    ),
                     "openpi bridge → Triton": lambda: (
                         lambda c: (
                             lambda o: c.infer(
@@ -139,11 +153,11 @@ def main() -> None:
                 for name, make in paths.items():
                     for c in (1, 4, 16):
                         rows[(name, c)] = load(make, c, args.requests)
-    print("\npi0_tiny, 3 cameras 480×640, CPU")
-    print(f"| {'path':<24} | {'conc.':>5} | {'p50 ms':>8} | {'p99 ms':>8} | {'req/s':>7} |")
-    print(f"|{'-' * 26}|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 9}|")
+    print(f"\npi0_tiny, 3 cameras 480×640, CPU, max_queue_delay_us={args.max_queue_delay_us}")
+    print(f"| {'path':<26} | {'conc.':>5} | {'p50 ms':>8} | {'p99 ms':>8} | {'req/s':>7} |")
+    print(f"|{'-' * 28}|{'-' * 7}|{'-' * 10}|{'-' * 10}|{'-' * 9}|")
     for (name, c), (p50, p99, rps) in rows.items():
-        print(f"| {name:<24} | {c:>5} | {p50:>8.1f} | {p99:>8.1f} | {rps:>7.1f} |")
+        print(f"| {name:<26} | {c:>5} | {p50:>8.1f} | {p99:>8.1f} | {rps:>7.1f} |")
     overhead = rows[("Triton gRPC", 1)][1] - rows[("in-process", 1)][1]
     print(
         f"\nTriton p99 overhead over in-process at concurrency 1: {overhead:+.1f} ms (goal ≤ 2 ms)"

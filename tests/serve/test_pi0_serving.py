@@ -91,8 +91,11 @@ def test_served_actions_equal_in_process_policy(ckpt, tmp_path, free_ports, buck
             log_file=str(tmp_path / "triton.log"),  # both runs append here
             exit_timeout=5,
         ) as srv:
-            for url in (srv.grpc_url, srv.http_url):
-                client = TritonPolicy(url, "pi0")
+            # gRPC letterboxes on the client (the model advertises its image size), HTTP sends
+            # full frames for the server's policy to letterbox: the answers are the same
+            for url, letterbox in ((srv.grpc_url, True), (srv.http_url, False)):
+                client = TritonPolicy(url, "pi0", letterbox=letterbox)
+                assert client.image_size == (56 if letterbox else None)
                 for seed in range(2):
                     np.testing.assert_allclose(
                         client.infer(_obs(seed))["actions"],

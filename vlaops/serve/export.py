@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vlaops import storage
 from vlaops.errors import VlaopsError
+from vlaops.serve import repository
 
 HELP = (
     "checkpoint → new version of a Triton model repository (bf16, LoRA merged, transforms included)"
@@ -32,14 +33,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", default="pi0")
     p.add_argument("--version", type=int, help="version number (default: next free)")
     p.add_argument("--max-batch-size", type=int, default=8)
-    p.add_argument("--max-queue-delay-us", type=int, default=2000)
+    p.add_argument(
+        "--max-queue-delay-us", type=int, default=repository.ServingConfig.max_queue_delay_us
+    )
     p.add_argument("--instances", type=int, default=1)
 
 
 def run(args: argparse.Namespace) -> None:
-    from vlaops.serve.repository import ServingConfig
-
-    cfg = ServingConfig(args.max_batch_size, args.max_queue_delay_us, args.instances)
+    cfg = repository.ServingConfig(args.max_batch_size, args.max_queue_delay_us, args.instances)
     version = export(args.checkpoint, args.model_repository, args.model_name, args.version, cfg)
     print(f"published {storage.join(args.model_repository, args.model_name, str(version))}")
 
@@ -61,7 +62,6 @@ def export(
 
     from vlaops.model import weights
     from vlaops.model.config import get_config
-    from vlaops.serve import repository
     from vlaops.serve.policy import serving_model_config
     from vlaops.train import checkpoint as ckpt
 
@@ -88,6 +88,7 @@ def export(
         "state_dim": len(ns["state"]["mean"]),
         "action_dim": len(ns["actions"]["mean"]),
         "action_horizon": serving_model_config(config["model"]).action_horizon,
+        "image_size": config["data"]["image_size"],  # clients letterbox to it before sending
     }
     with tempfile.TemporaryDirectory(prefix="vlaops-export-") as tmp:
         tmp = Path(tmp)

@@ -11,6 +11,11 @@ Wire contract (what clients send; every input batched on axis 0):
     state           FP32  [S]           raw robot state
     prompt          UINT8 [-1]          UTF-8 bytes, zero-padded (BYTES tensors crash the numpy-2 stub)
     → actions       FP32  [H, A]        raw robot actions
+
+``config.pbtxt`` also carries the model's input image side as the parameter ``image_size`` (when
+the metadata has it): ``TritonPolicy`` letterboxes frames to it before sending — the same function
+the policy applies, which leaves a frame of that size unchanged — so a 3-camera 480×640 request is
+~150 KB at 224 instead of 2.7 MB (formats.md: openpi's clients do the same).
 """
 
 from __future__ import annotations
@@ -31,19 +36,27 @@ MODEL_PY = (
 @dataclass(frozen=True)
 class ServingConfig:
     max_batch_size: int = 8  # requests Triton may merge into one policy call
-    max_queue_delay_us: int = 2000  # how long a request may wait for others to batch with
+    # How long the first request of a batch waits for others. 0: a lone robot is never held back,
+    # and requests that arrive while a batch runs still form the next batch (bench/serve.py).
+    max_queue_delay_us: int = 0
     instances: int = 1  # model instances (each holds the params)
     kind: str = "KIND_AUTO"  # KIND_GPU in the cluster, KIND_CPU here; AUTO picks
 
 
 def config_pbtxt(name: str, metadata: dict, cfg: ServingConfig) -> str:
-    """``config.pbtxt`` for a policy with ``metadata`` {cameras, state_dim, action_horizon, action_dim}."""
+    """``config.pbtxt`` for a policy with ``metadata`` {cameras, state_dim, action_horizon, action_dim,
+    optionally image_size}."""
     inputs = [
         f'  {{ name: "image_{cam}" data_type: TYPE_UINT8 dims: [ -1, -1, 3 ] optional: true }}'
         for cam in metadata["cameras"]
     ]
     inputs.append(f'  {{ name: "state" data_type: TYPE_FP32 dims: [ {metadata["state_dim"]} ] }}')
     inputs.append('  { name: "prompt" data_type: TYPE_UINT8 dims: [ -1 ] optional: true }')
+    parameters = (
+        [f'parameters {{ key: "image_size" value {{ string_value: "{metadata["image_size"]}" }} }}']
+        if metadata.get("image_size")
+        else []
+    )
     return "\n".join(
         [
             f'name: "{name}"',
@@ -54,6 +67,7 @@ def config_pbtxt(name: str, metadata: dict, cfg: ServingConfig) -> str:
             f'  {{ name: "actions" data_type: TYPE_FP32 dims: [ {metadata["action_horizon"]}, {metadata["action_dim"]} ] }}\n]',
             f"instance_group [ {{ kind: {cfg.kind} count: {cfg.instances} }} ]",
             f"dynamic_batching {{ max_queue_delay_microseconds: {cfg.max_queue_delay_us} }}",
+            *parameters,
             "",
         ]
     )
