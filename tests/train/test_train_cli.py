@@ -158,6 +158,7 @@ def test_two_processes_train_like_one_with_as_many_devices(dataset, tmp_path, fr
     for i, p in enumerate(procs):
         assert p.wait(timeout=600) == 0, (tmp_path / f"p{i}.log").read_text()[-3000:]
     assert "process 1 of 2" in (tmp_path / "p1.log").read_text()
+    assert any((tmp_path / "cache-one" / "xla").iterdir())  # the persistent compilation cache
 
     single, multi = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
     assert [r["step"] for r in multi] == [1, 2, 3, 4]  # logged once, by process 0

@@ -58,6 +58,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("VLAOPS_CACHE", str(Path.home() / ".cache/vlaops")),
         help="local disk for the dataset copy and the decoded frame cache",
     )
+    p.add_argument(
+        "--compilation-cache",
+        default=os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+        help="persistent XLA compilation cache (default: <cache-dir>/xla): a restarted or resumed "
+        "run skips compiling",
+    )
 
 
 def run(args: argparse.Namespace) -> None:
@@ -76,6 +82,7 @@ def run(args: argparse.Namespace) -> None:
         metrics_file,
         args.resume,
         Path(args.cache_dir),
+        args.compilation_cache,
     )
 
 
@@ -88,6 +95,7 @@ def train(
     metrics_file: str | None = None,
     resume: bool = False,
     cache_dir: Path | None = None,
+    compilation_cache: str | None = None,
 ) -> dict:
     """Everything ``vlaops train`` does; returns the last metrics."""
     import jax
@@ -103,6 +111,8 @@ def train(
 
     spec = distributed.initialize()
     cache_dir = cache_dir or Path(tempfile.gettempdir()) / "vlaops-cache"
+    # before the first compile: JAX reads it once, when it first needs the cache
+    jax.config.update("jax_compilation_cache_dir", compilation_cache or str(cache_dir / "xla"))
     has_checkpoints = any(n.isdigit() for n in storage.listdir(checkpoint_dir))
     if has_checkpoints and not resume:
         raise VlaopsError(
