@@ -7,6 +7,9 @@ check the transport and the server's behaviour; the pi0 policy's numbers are tes
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -274,3 +277,27 @@ def test_bridge_reports_errors_as_text_then_closes_1011():
         with pytest.raises(Exception) as e:
             ws.recv()
         assert e.value.rcvd.code == 1011
+
+
+@pytest.mark.slow
+def test_vlaops_serve_from_a_bucket_stops_on_sigterm(bucket, tmp_path, free_ports):
+    """The CLI a pod runs: a gs:// repository on the local GCS server, one answer, then SIGTERM
+    ends Triton and the command cleanly."""
+    repo = f"{bucket}/models"
+    _publish(repo, 1.0, tmp_path)
+    http, grpc, metrics = free_ports(), free_ports(), free_ports()
+    cmd = [str(Path(sys.executable).with_name("vlaops")), "serve", "--model-repository", repo]
+    cmd += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    cmd += ["--log-file", str(tmp_path / "triton.log")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("Triton ready"), line + proc.stdout.read()
+        got = TritonPolicy(f"127.0.0.1:{grpc}", "echo").infer(_obs())["actions"]
+        assert got[0, 4] == 1.0  # version 1's offset
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -8,6 +8,13 @@ backend folder assembled from its Python backend and the stub built for this Pyt
 our model code in this venv (PATH and LD_LIBRARY_PATH point there). In the cluster image the
 official Triton install is used instead (``TRITON_HOME``, default /opt/tritonserver, when present).
 Runs in the foreground until interrupted; SIGTERM stops Triton gracefully (in-flight requests finish).
+
+Against a local GCS server, set ``CLOUD_STORAGE_EMULATOR_ENDPOINT=http://127.0.0.1:4443`` (with the
+scheme; ``storage.gcs_emulator_env`` gives every variable our clients read). Triton's GCS client
+(google-cloud-cpp) reads objects through the XML API path ``GET /<bucket>/<object>``, which
+fake-gcs-server answers only for its ``-public-host``: start it with ``-public-host 127.0.0.1:4443``
+(the host:port clients use), as tests/conftest.py does, or Triton fails with "Permanent error in
+Read()".
 """
 
 from __future__ import annotations
@@ -65,7 +72,9 @@ def run(args: argparse.Namespace) -> None:
             f"metrics http://127.0.0.1:{args.metrics_port}/metrics",
             flush=True,
         )
-        signal.signal(signal.SIGTERM, lambda *_: server.stop())
+        # Only forward the signal: Triton drains and exits, wait() returns, the with-block cleans
+        # up. (Stopping inside the handler would wait on the process wait() is already waiting on.)
+        signal.signal(signal.SIGTERM, lambda *_: server.terminate())
         with contextlib.suppress(KeyboardInterrupt):
             server.wait()
 
@@ -126,7 +135,7 @@ class Server:
             f"--http-port={self.http_port}",
             f"--grpc-port={self.grpc_port}",
             f"--metrics-port={self.metrics_port}",
-            "--exit-timeout-secs=30",
+            f"--exit-timeout-secs={self.exit_timeout}",
             "--strict-readiness=true",
         ]
         if self.poll_seconds:
@@ -162,7 +171,16 @@ class Server:
         url = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                where = f" (log: {self.log_file}){self._log_errors()}" if self.log_file else ""
+                errors = self._log_errors() if self.log_file else ""
+                where = f" (log: {self.log_file}){errors}" if self.log_file else ""
+                if "Permanent error in Read()" in errors and os.environ.get(
+                    "CLOUD_STORAGE_EMULATOR_ENDPOINT"
+                ):
+                    where += (
+                        "\n  a local GCS server must answer GET /<bucket>/<object> (XML API) for"
+                        " Triton: fake-gcs-server needs -public-host <the host:port in"
+                        " CLOUD_STORAGE_EMULATOR_ENDPOINT>"
+                    )
                 raise VlaopsError(
                     f"tritonserver exited with status {self._proc.returncode} while starting{where}"
                 )
@@ -191,6 +209,11 @@ class Server:
 
     def wait(self) -> int:
         return self._proc.wait() if self._proc else 0
+
+    def terminate(self) -> None:
+        """Ask Triton to stop (SIGTERM: in-flight requests finish) without waiting for it."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
