@@ -20,24 +20,18 @@ def dataset(tmp_path_factory):
     return tmp
 
 
+def _debug_args(dataset, ckpt, cache, steps: int) -> list[str]:
+    return [
+        *("train", "--config", "debug", "--dataset", str(dataset / "ds")),
+        *("--norm-stats", str(dataset / "ns.json"), "--checkpoint-dir", str(ckpt)),
+        *("--cache-dir", str(cache), "--steps", str(steps)),
+    ]
+
+
 @pytest.mark.slow
 def test_debug_training_end_to_end_and_resume(dataset, tmp_path):
     ckpt = tmp_path / "run"
-    args = [
-        "train",
-        "--config",
-        "debug",
-        "--dataset",
-        str(dataset / "ds"),
-        "--norm-stats",
-        str(dataset / "ns.json"),
-        "--checkpoint-dir",
-        str(ckpt),
-        "--cache-dir",
-        str(tmp_path / "cache"),
-        "--steps",
-        "12",
-    ]
+    args = _debug_args(dataset, ckpt, tmp_path / "cache", 12)
     assert main(args) == 0
     rows = [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]
@@ -105,23 +99,12 @@ def _train_process(dataset, tmp_path, ckpt, devices: int, env_extra: dict, tag: 
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         **env_extra,
     )
+    # each process gets its own cache dir, as each pod has its own disk
     args = [
         sys.executable,
         "-m",
         "vlaops.cli",
-        "train",
-        "--config",
-        "debug",
-        "--dataset",
-        str(dataset / "ds"),
-        "--norm-stats",
-        str(dataset / "ns.json"),
-        "--checkpoint-dir",
-        str(ckpt),
-        "--cache-dir",
-        str(tmp_path / f"cache-{tag}"),  # each pod has its own disk
-        "--steps",
-        "4",
+        *_debug_args(dataset, ckpt, tmp_path / f"cache-{tag}", 4),
     ]
     with open(tmp_path / f"{tag}.log", "w") as log:  # the child keeps its own descriptor
         return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
