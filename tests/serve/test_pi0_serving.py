@@ -96,6 +96,7 @@ def test_served_actions_equal_in_process_policy(ckpt, tmp_path, free_ports, buck
             for url, letterbox in ((srv.grpc_url, True), (srv.http_url, False)):
                 client = TritonPolicy(url, "pi0", letterbox=letterbox)
                 assert client.image_size == (56 if letterbox else None)
+                assert TritonPolicy(url, "pi0").image_size == 56  # read over either protocol
                 for seed in range(2):
                     np.testing.assert_allclose(
                         client.infer(_obs(seed))["actions"],
