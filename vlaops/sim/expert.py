@@ -42,6 +42,12 @@ def _mul(a, b) -> np.ndarray:
     return q
 
 
+def _rot(q) -> np.ndarray:
+    r = np.zeros(9)
+    mujoco.mju_quat2Mat(r, np.asarray(q, float))
+    return r.reshape(3, 3)
+
+
 IDENTITY = np.array([1.0, 0, 0, 0])
 
 
@@ -51,7 +57,9 @@ def _at(base, dx, dy, dz) -> np.ndarray:
 
 # Once a held object is near its goal, its position error is integrated into the mocap target:
 # per-step gain, the largest correction (m), and how much of the x (push) error counts.
-SERVO_GAIN, SERVO_MAX, SERVO_X = 0.2, 0.03, 0.5
+SERVO_GAIN, SERVO_MAX, SERVO_X = 0.2, 0.03, 0.0
+# Per-step gain of the integrator that tilts a hand to keep its held object level.
+LEVEL_GAIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,10 @@ def _transfer_cube() -> tuple[ArmScript, ArmScript]:
 # they do not swing in the (weak) grip.
 GRASP_X = 0.02
 GRASP_Z = -0.01
+# Peg centre − socket centre along x: lined up outside the socket, and pressed on the pin.
+STANDOFF, NEAR, INSERTED = 0.14, 0.105, 0.100
+CLOSED_T, LIFT_T = 220, 220
+CLOSE_Z = -0.01
 
 
 def _insertion() -> tuple[ArmScript, ArmScript]:
@@ -133,33 +145,34 @@ def _insertion() -> tuple[ArmScript, ArmScript]:
     def w(t, anchor, off, q, g, level=None):
         return Waypoint(t, anchor, tuple(off), q, g, level)
 
-    left = ArmScript(  # picks the socket (obj1)
+    left = ArmScript(  # picks the socket (obj1) and holds it still, level, at the meeting point
         waypoints=(
             w(0, "start", (0, 0, 0), None, 0),
             w(120, "obj1", (GRASP_X, 0, 0.08), pick_l, 1),
             w(170, "obj1", (GRASP_X, 0, GRASP_Z), pick_l, 1),
-            w(220, "obj1", (GRASP_X, 0, GRASP_Z), pick_l, 0),
-            w(285, "world", _at(meet, -0.1, 0, 0), pick_l, 0),
-            w(310, "world", _at(meet, -0.1, 0, 0), pick_l, 0, level=1),  # level the socket
-            w(340, "world", _at(meet, -0.05, 0, 0), pick_l, 0, level=1),
-            w(400, "world", _at(meet, -0.05, 0, 0), pick_l, 0, level=1),
+            w(CLOSED_T, "obj1", (GRASP_X, 0, CLOSE_Z), pick_l, 0),
+            w(LIFT_T, "obj1", (GRASP_X, 0, CLOSE_Z), pick_l, 0),
+            w(275, "world", _at(meet, -0.1, 0, 0), pick_l, 0, level=1),
+            w(400, "world", _at(meet, -0.1, 0, 0), pick_l, 0, level=1),
         ),
-        aim_until={"obj1": 170, "level1": 285},
+        aim_until={"obj1": 170, "level1": 400},
     )
-    right = ArmScript(  # picks the peg (obj0)
+    right = ArmScript(  # picks the peg (obj0), lines it up level with the socket, pushes it in
         waypoints=(
             w(0, "start", (0, 0, 0), None, 0),
             w(120, "obj0", (-GRASP_X, 0, 0.08), pick_r, 1),
             w(170, "obj0", (-GRASP_X, 0, GRASP_Z), pick_r, 1),
-            w(220, "obj0", (-GRASP_X, 0, GRASP_Z), pick_r, 0),
-            w(285, "world", _at(meet, 0.1, 0, lift), pick_r, 0),
-            # level the peg, line it up with the socket, push it in (the pin starts at +0.10)
-            w(310, "obj0@obj1", (0.16, 0, 0), pick_r, 0, level=0),
-            w(330, "obj0@obj1", (0.135, 0, 0), pick_r, 0, level=0),
-            w(360, "obj0@obj1", (0.095, 0, 0), pick_r, 0, level=0),
-            w(400, "obj0@obj1", (0.095, 0, 0), pick_r, 0, level=0),
+            w(CLOSED_T, "obj0", (-GRASP_X, 0, CLOSE_Z), pick_r, 0),
+            w(LIFT_T, "obj0", (-GRASP_X, 0, CLOSE_Z), pick_r, 0),
+            w(265, "world", _at(meet, 0.12, 0, lift), pick_r, 0, level=0),
+            # the peg's tip 2 cm outside the socket's mouth, then on the pin (it starts at +0.10)
+            w(290, "obj0@obj1", (STANDOFF, 0, 0), pick_r, 0, level=0),
+            w(310, "obj0@obj1", (STANDOFF, 0, 0), pick_r, 0, level=0),
+            w(330, "obj0@obj1", (NEAR, 0, 0), pick_r, 0, level=0),
+            w(360, "obj0@obj1", (INSERTED, 0, 0), pick_r, 0, level=0),
+            w(400, "obj0@obj1", (INSERTED, 0, 0), pick_r, 0, level=0),
         ),
-        aim_until={"obj0": 170, "obj0@obj1": 330, "level0": 285},
+        aim_until={"obj0": 170, "obj0@obj1": 305, "level0": 400},
     )
     return left, right
 
@@ -170,27 +183,31 @@ SCRIPTS = {"transfer_cube": _transfer_cube, "insertion": _insertion}
 class _Arm:
     """One arm's script being played: resolves anchors against the live scene."""
 
-    def __init__(self, script: ArmScript, start_pos, start_quat):
+    def __init__(self, script: ArmScript, side: str, start_pos, start_quat, weld_relpos):
         self.script = script
+        self.hand = f"vx300s_{side}/gripper_link"
+        self.weld_relpos = np.array(weld_relpos)  # the hand's origin in the mocap's frame
         self.start_pos, self.start_quat = np.array(start_pos), np.array(start_quat)
         self.frozen: dict[str, np.ndarray] = {}
         self.servo, self._servo_t = np.zeros(3), -1
+        self.tilt, self._tilt_t = 0.0, -1  # hand tilt about world y (rad) that levels its object
 
     def _quat(self, wp: Waypoint, scene: env.Scene, t: int) -> np.ndarray:
         q = self.start_quat if wp.quat is None else np.asarray(wp.quat)
         if wp.level is None:
             return q
-        key = f"level{wp.level}"
-        if self._live(key, t):
+        # The held objects pivot about the finger axis (world y) when the hand accelerates; an
+        # integrator tilts the hand until the object is level again, then holds that tilt.
+        if t <= self.script.aim_until[f"level{wp.level}"] and self._tilt_t != t:
+            self._tilt_t = t
             w, _, y, _ = scene.object_pose(wp.level)[3:]
-            pitch = 2 * np.arctan2(y, w)  # the held objects tilt about y in the hand
-            self.frozen[key] = _mul(_quat([0, 1, 0], -np.rad2deg(pitch)), q)
-        return self.frozen[key]
+            self.tilt += LEVEL_GAIN * 2 * np.arctan2(y, w)
+        return _mul(_quat([0, 1, 0], -np.rad2deg(self.tilt)), q)
 
     def _live(self, anchor: str, t: int) -> bool:
         return t <= self.script.aim_until[anchor] or anchor not in self.frozen
 
-    def _position(self, wp: Waypoint, scene: env.Scene, t: int, mocap: np.ndarray) -> np.ndarray:
+    def _position(self, wp: Waypoint, scene: env.Scene, t: int, quat: np.ndarray) -> np.ndarray:
         if wp.anchor == "start":
             base = self.start_pos
         elif wp.anchor == "world":
@@ -198,29 +215,29 @@ class _Arm:
         elif "@" in wp.anchor:
             held, goal = (int(a[3:]) for a in wp.anchor.split("@"))
             held_pos, goal_pos = scene.object_pose(held)[:3], scene.object_pose(goal)[:3]
-            if self._live(wp.anchor, t):
-                self.frozen[wp.anchor] = held_pos - mocap
+            if self._live(wp.anchor, t):  # where the object sits relative to the (world's) hand
+                self.frozen[wp.anchor] = held_pos - scene.data.body(self.hand).xpos
             elif self._servo_t != t:  # then a slow integrator lines the objects up in y and z
                 self._servo_t = t
                 err = goal_pos + np.asarray(wp.offset) - held_pos
                 err[0] *= SERVO_X
                 self.servo = np.clip(self.servo + SERVO_GAIN * err, -SERVO_MAX, SERVO_MAX)
-            base = goal_pos - self.frozen[wp.anchor] + self.servo
+            # the hand pose that puts the object there, then the mocap pose that puts the hand there
+            hand = goal_pos - self.frozen[wp.anchor] + self.servo
+            base = hand - _rot(quat) @ self.weld_relpos
         else:
             if self._live(wp.anchor, t):
                 self.frozen[wp.anchor] = scene.object_pose(int(wp.anchor[3:]))[:3]
             base = self.frozen[wp.anchor]
         return base + np.asarray(wp.offset)
 
-    def target(
-        self, scene: env.Scene, t: int, mocap: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, float]:
+    def target(self, scene: env.Scene, t: int) -> tuple[np.ndarray, np.ndarray, float]:
         wps = self.script.waypoints
         nxt = next((i for i, wp in enumerate(wps) if wp.t > t), len(wps) - 1)
         a, b = wps[max(nxt - 1, 0)], wps[nxt]
         frac = 1.0 if b.t == a.t else np.clip((t - a.t) / (b.t - a.t), 0.0, 1.0)
-        pa, pb = self._position(a, scene, t, mocap), self._position(b, scene, t, mocap)
         qa, qb = self._quat(a, scene, t), self._quat(b, scene, t)
+        pa, pb = self._position(a, scene, t, qa), self._position(b, scene, t, qb)
         quat = (1 - frac) * qa + frac * qb
         return (
             (1 - frac) * pa + frac * pb,
@@ -277,7 +294,10 @@ def plan(task: str, seed: int, trace: list | None = None) -> Demo:
     mujoco.mj_forward(m, d)
     (lp, lq), (rp, rq) = _weld_consistent_mocap(scene)
     mocap_left, mocap_right = (m.body_mocapid[m.eq_obj1id[i]] for i in range(2))
-    arms = [(_Arm(left_script, lp, lq), mocap_left), (_Arm(right_script, rp, rq), mocap_right)]
+    arms = [
+        (_Arm(left_script, "left", lp, lq, m.eq_data[0, 3:6]), mocap_left),
+        (_Arm(right_script, "right", rp, rq, m.eq_data[1, 3:6]), mocap_right),
+    ]
     for arm, mocap in arms:
         d.mocap_pos[mocap], d.mocap_quat[mocap] = arm.start_pos, arm.start_quat
     d.ctrl[:] = [env.GRIPPER_CLOSED, -env.GRIPPER_CLOSED] * 2
@@ -287,7 +307,7 @@ def plan(task: str, seed: int, trace: list | None = None) -> Demo:
     for t in range(env.EPISODE_STEPS):
         grippers = []
         for arm, mocap in arms:
-            pos, quat, g = arm.target(world.scene, t, d.mocap_pos[mocap].copy())
+            pos, quat, g = arm.target(world.scene, t)
             d.mocap_pos[mocap], d.mocap_quat[mocap] = pos, quat
             grippers.append(g)
         gl, gr = env.gripper_to_position(grippers[0]), env.gripper_to_position(grippers[1])
@@ -312,4 +332,6 @@ def _trace_row(scene: env.Scene, t: int, reward: int, mocap: list) -> dict:
         "gripper_link": [
             d.body(f"vx300s_{side}/gripper_link").xpos.round(3) for side in ("left", "right")
         ],
+        "fingers": d.qpos[[6, 7, 14, 15]].round(4),  # finger slide joints (m), left then right
+        "object_quats": [scene.object_pose(i)[3:].round(3) for i in range(len(scene.task.objects))],
     }
