@@ -15,8 +15,7 @@ of the next H steps, clamped at the episode's end (as lerobot pads) with an ``ac
 
 from __future__ import annotations
 
-import queue
-import threading
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from vlaops.data import transforms
+from vlaops.data import prefetch, transforms
 from vlaops.data.frame_cache import FrameCache
 from vlaops.errors import VlaopsError
 
@@ -228,31 +227,11 @@ class Loader:
 
     def __iter__(self) -> Iterator[dict]:
         """Batches from ``position`` on, assembled ``prefetch`` ahead in a background thread."""
-        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
 
-        def produce(start: int):
-            pos = start
-            try:
-                while not stop.is_set():
-                    q.put((pos, self.batch_at(pos)))
-                    pos += 1
-            except BaseException as e:  # surfaced in the consumer
-                q.put((None, e))
+        def batches(start: int):
+            for pos in itertools.count(start):
+                yield pos, self.batch_at(pos)
 
-        thread = threading.Thread(target=produce, args=(self.position,), daemon=True)
-        thread.start()
-        try:
-            while True:
-                pos, item = q.get()
-                if pos is None:
-                    raise item
-                self.position = pos + 1
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    thread.join(0.01)
+        for pos, batch in prefetch.background(batches(self.position), self.prefetch):
+            self.position = pos + 1
+            yield batch

@@ -30,6 +30,7 @@ import optax
 from flax import nnx
 
 from vlaops import storage
+from vlaops.data import prefetch
 from vlaops.train import checkpoint, sharding
 
 log = logging.getLogger(__name__)
@@ -250,44 +251,52 @@ class Trainer:
 
     def _loop(self) -> dict:
         cfg, step = self.config, int(self.state["step"])
-        batches = iter(self.loader)
+        # host batches are put on the mesh two steps ahead, in a thread: the copy is not a wait
+        batches = prefetch.background(
+            (sharding.shard_batch(b, self.mesh) for b in self.loader), size=2
+        )
         wait = 0.0
         window_start, window_steps, last = time.perf_counter(), 0, {}
-        step_fn = None
-        while step < cfg.steps and not self._stop:
-            t0 = time.perf_counter()
-            batch = sharding.shard_batch(next(batches), self.mesh)
-            t1 = time.perf_counter()
-            if step_fn is None:
-                step_fn = self._compile(batch)
-            self.state, out = step_fn(self.state, batch)
-            step += 1
-            window_steps += 1
-            wait += t1 - t0
-            if step % cfg.log_every == 0 or step == cfg.steps or self._stop:
-                out = jax.device_get(out)
-                elapsed = time.perf_counter() - window_start
-                last = {
-                    "step": step,
-                    "loss": float(out["loss"]),
-                    "grad_norm": float(out["grad_norm"]),
-                    "lr": float(out["lr"]),
-                    "samples_per_sec": window_steps * cfg.batch_size / elapsed,
-                    "data_wait_frac": wait / elapsed if elapsed else 0.0,
-                }
-                if self.flops_per_step and self.peak_flops_per_device:
-                    steps_per_sec = window_steps / elapsed
-                    last["mfu"] = self.flops_per_step * steps_per_sec / self.peak_flops_per_device
-                self._log(last)
-                window_start, window_steps, wait = time.perf_counter(), 0, 0.0
-            # Validation and checkpoints pause training; keep them out of the throughput window.
-            paused = time.perf_counter()
-            for every, fn in self.hooks:
-                if step % every == 0:
-                    fn(step, last)
-            if step % cfg.save_every == 0 and step < cfg.steps:
-                self.save()
-            window_start += time.perf_counter() - paused
+        try:
+            step_fn = None
+            while step < cfg.steps and not self._stop:
+                t0 = time.perf_counter()
+                batch = next(batches)
+                t1 = time.perf_counter()
+                if step_fn is None:
+                    step_fn = self._compile(batch)
+                self.state, out = step_fn(self.state, batch)
+                step += 1
+                window_steps += 1
+                wait += t1 - t0
+                if step % cfg.log_every == 0 or step == cfg.steps or self._stop:
+                    out = jax.device_get(out)
+                    elapsed = time.perf_counter() - window_start
+                    last = {
+                        "step": step,
+                        "loss": float(out["loss"]),
+                        "grad_norm": float(out["grad_norm"]),
+                        "lr": float(out["lr"]),
+                        "samples_per_sec": window_steps * cfg.batch_size / elapsed,
+                        "data_wait_frac": wait / elapsed if elapsed else 0.0,
+                    }
+                    if self.flops_per_step and self.peak_flops_per_device:
+                        steps_per_sec = window_steps / elapsed
+                        last["mfu"] = (
+                            self.flops_per_step * steps_per_sec / self.peak_flops_per_device
+                        )
+                    self._log(last)
+                    window_start, window_steps, wait = time.perf_counter(), 0, 0.0
+                # Validation and checkpoints pause training; keep them out of the throughput window.
+                paused = time.perf_counter()
+                for every, fn in self.hooks:
+                    if step % every == 0:
+                        fn(step, last)
+                if step % cfg.save_every == 0 and step < cfg.steps:
+                    self.save()
+                window_start += time.perf_counter() - paused
+        finally:
+            batches.close()  # stops the prefetch threads
         if self.manager.latest_step() != step:  # a finished run re-started has nothing new to save
             self.save()
         return last
