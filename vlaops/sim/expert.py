@@ -84,9 +84,21 @@ class ArmScript:
     aim_until: dict[str, int]
 
 
-def _transfer_cube() -> tuple[ArmScript, ArmScript]:
+CUBE_X, CUBE_Z = 0.0, -0.015
+LEFT_AIM = 230
+
+
+# Where the right arm's base stands (x, y): it reaches along the line from there.
+RIGHT_BASE = np.array([0.469, 0.5])
+
+
+def _transfer_cube(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
     meet = np.array([0.0, 0.5, 0.25])
     pick = tuple(_mul(IDENTITY, _quat([0, 1, 0], -60)))  # right gripper pitched down 60°
+    # Off to the side, the arm cannot hold the gripper square to the table edge (its joints'
+    # friction beats the weld), and a finger lands on the cube. Yaw it along the reach instead.
+    dx, dy = objects[0, :2] - RIGHT_BASE
+    grasp = tuple(_mul(_quat([0, 0, 1], np.rad2deg(np.arctan2(-dy, -dx))), pick))
     left_q = tuple(_quat([1, 0, 0], 90))  # left gripper rolled 90°: fingers close vertically
 
     def w(t, anchor, off, q, g):
@@ -105,20 +117,20 @@ def _transfer_cube() -> tuple[ArmScript, ArmScript]:
             w(360, "obj0", (-0.1, 0, 0), left_q, 0),
             w(400, "obj0", (-0.1, 0, 0), left_q, 0),
         ),
-        aim_until={"obj0": 265},
+        aim_until={"obj0": LEFT_AIM},
     )
     right = ArmScript(
         waypoints=(
             w(0, "start", (0, 0, 0), None, 0),
-            w(90, "obj0", (0, 0, 0.08), pick, 1),
-            w(130, "obj0", (0, 0, -0.015), pick, 1),
-            w(170, "obj0", (0, 0, -0.015), pick, 0),
-            w(200, "world", _at(meet, 0.05, 0, 0), pick, 0),
-            w(220, "world", meet, pick, 0),
-            w(300, "world", meet, pick, 0),
-            w(320, "world", meet, pick, 1),
-            w(360, "world", _at(meet, 0.1, 0, 0), pick, 1),
-            w(400, "world", _at(meet, 0.1, 0, 0), pick, 1),
+            w(90, "obj0", (CUBE_X, 0, 0.08), grasp, 1),
+            w(130, "obj0", (CUBE_X, 0, CUBE_Z), grasp, 1),
+            w(170, "obj0", (CUBE_X, 0, CUBE_Z), grasp, 0),
+            w(200, "world", _at(meet, 0.05, 0, 0), grasp, 0),
+            w(220, "world", meet, grasp, 0),
+            w(300, "world", meet, grasp, 0),
+            w(320, "world", meet, grasp, 1),
+            w(360, "world", _at(meet, 0.1, 0, 0), grasp, 1),
+            w(400, "world", _at(meet, 0.1, 0, 0), grasp, 1),
         ),
         aim_until={"obj0": 130},
     )
@@ -136,7 +148,7 @@ CLOSED_T, LIFT_T = 220, 220
 CLOSE_Z = -0.01
 
 
-def _insertion() -> tuple[ArmScript, ArmScript]:
+def _insertion(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
     meet = np.array([0.0, 0.5, 0.15])
     lift = 0.00715
     pick_l = tuple(_quat([0, 1, 0], 60))
@@ -283,7 +295,8 @@ def plan(task: str, seed: int, trace: list | None = None) -> Demo:
     episodes fail.
     """
     spec = env.get_task(task)
-    left_script, right_script = SCRIPTS[spec.name]()
+    objects = np.asarray(spec.sample(seed), np.float64).reshape(-1, 7)  # initial poses
+    left_script, right_script = SCRIPTS[spec.name](objects)
     world = env.AlohaSim(spec.name, cameras=())
     world.reset(seed)
     scene = env.Scene(spec, spec.ee_xml)
