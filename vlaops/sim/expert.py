@@ -57,7 +57,7 @@ def _at(base, dx, dy, dz) -> np.ndarray:
 
 # Once a held object is near its goal, its position error is integrated into the mocap target:
 # per-step gain, the largest correction (m), and how much of the x (push) error counts.
-SERVO_GAIN, SERVO_MAX, SERVO_X = 0.2, 0.03, 0.0
+SERVO_GAIN, SERVO_MAX, SERVO_X = 0.2, 0.03, 0.5
 # Per-step gain of the integrator that tilts a hand to keep its held object level.
 LEVEL_GAIN = 0.05
 
