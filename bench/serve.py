@@ -8,8 +8,8 @@ Exports a freshly initialised pi0_tiny as a model repository, starts the real Tr
 sends 3-camera 480×640 observations at concurrency 1, 4 and 16 through: the policy in this process
 (one call at a time, under a lock — the baseline), Triton over gRPC (dynamic batching) with the
 client letterboxing frames to the model's input size first (the default), the same sending full
-frames (2.7 MB a camera: what the transfer costs), and the openpi websocket bridge in front of
-Triton. Prints p50/p99 latency and requests/s, and the Triton-minus-in-process p99 overhead at
+frames (2.7 MB a camera: what the transfer costs), and openpi's own websocket client (which
+resizes on the robot, as openpi's examples do) through the bridge in front of Triton. Prints p50/p99 latency and requests/s, and the Triton-minus-in-process p99 overhead at
 concurrency 1 (goal ≤ 2 ms). On a shared 2-core machine, run it twice: p99 is noisy.
 """
 
@@ -99,6 +99,19 @@ def load(make_client, concurrency: int, requests: int) -> tuple[float, float, fl
     )
 
 
+def paired(baseline, candidate, requests: int) -> dict:
+    """Concurrency 1, the two paths alternating request by request, so both see the same
+    background load: p50/p99 of each, in ms. On a shared machine this is the fair overhead."""
+    obs, times = observation(0), {"baseline": [], "candidate": []}
+    baseline(obs), candidate(obs)  # warm
+    for _ in range(requests):
+        for name, call in (("baseline", baseline), ("candidate", candidate)):
+            t0 = time.perf_counter()
+            call(obs)
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 99))) for k, v in times.items()}
+
+
 def executions(grpc_url: str) -> tuple[int, int]:
     """Triton's (requests inferred, model executions) so far: their ratio is the batch size."""
     import tritonclient.grpc as tc
@@ -106,6 +119,23 @@ def executions(grpc_url: str) -> tuple[int, int]:
     stats = tc.InferenceServerClient(grpc_url).get_inference_statistics("pi0", as_json=True)
     model = stats["model_stats"][-1]
     return int(model.get("inference_count", 0)), int(model.get("execution_count", 0))
+
+
+def openpi_client(port: int, size: int):
+    """openpi's own client as a robot runs it: frames resized with padding to the model's input
+    size on the robot (openpi's ``image_tools.resize_with_pad``), sent channels-first."""
+    from openpi_client import image_tools, websocket_client_policy
+
+    client = websocket_client_policy.WebsocketClientPolicy("127.0.0.1", port)
+
+    def infer(obs: dict) -> dict:
+        images = {
+            k: image_tools.resize_with_pad(v, size, size).transpose(2, 0, 1)
+            for k, v in obs["images"].items()
+        }
+        return client.infer({**obs, "images": images})
+
+    return infer
 
 
 def main() -> None:
@@ -133,39 +163,31 @@ def main() -> None:
 
             return call
 
-        with Server(
-            str(repo), 18300, 18301, 18302, log_file=str(tmp / "triton.log"), exit_timeout=5
-        ) as srv:
-            from openpi_client import websocket_client_policy
-
-            with Bridge(TritonPolicy(srv.grpc_url, "pi0")) as bridge:
-                paths = {
-                    "in-process": in_process,
-                    "Triton gRPC": lambda: TritonPolicy(srv.grpc_url, "pi0").infer,
-                    "Triton gRPC, full frames": lambda: (
-                        TritonPolicy(srv.grpc_url, "pi0", letterbox=False).infer
-                    ),
-                    "openpi bridge → Triton": lambda: (
-                        lambda c: (
-                            lambda o: c.infer(
-                                {
-                                    **o,
-                                    "images": {
-                                        k: v.transpose(2, 0, 1) for k, v in o["images"].items()
-                                    },
-                                }
-                            )
-                        )
-                    )(websocket_client_policy.WebsocketClientPolicy("127.0.0.1", bridge.port)),
-                }
-                rows = {}
-                for name, make in paths.items():
-                    for c in (1, 4, 16):
-                        before = executions(srv.grpc_url)
-                        rows[(name, c)] = load(make, c, args.requests)
-                        after = executions(srv.grpc_url)
-                        batch = (after[0] - before[0]) / max(1, after[1] - before[1])
-                        rows[(name, c)] += (f"{batch:.1f}" if name != "in-process" else "-",)
+        with (
+            Server(
+                str(repo), 18300, 18301, 18302, log_file=str(tmp / "triton.log"), exit_timeout=5
+            ) as srv,
+            Bridge(TritonPolicy(srv.grpc_url, "pi0")) as bridge,
+        ):
+            paths = {
+                "in-process": in_process,
+                "Triton gRPC": lambda: TritonPolicy(srv.grpc_url, "pi0").infer,
+                "Triton gRPC, full frames": lambda: (
+                    TritonPolicy(srv.grpc_url, "pi0", letterbox=False).infer
+                ),
+                "openpi bridge → Triton": lambda: openpi_client(
+                    bridge.port, local.config.image_size
+                ),
+            }
+            rows = {}
+            for name, make in paths.items():
+                for c in (1, 4, 16):
+                    before = executions(srv.grpc_url)
+                    rows[(name, c)] = load(make, c, args.requests)
+                    after = executions(srv.grpc_url)
+                    batch = (after[0] - before[0]) / max(1, after[1] - before[1])
+                    rows[(name, c)] += (f"{batch:.1f}" if name != "in-process" else "-",)
+            pair = paired(in_process(), TritonPolicy(srv.grpc_url, "pi0").infer, args.requests)
     print(f"\npi0_tiny, 3 cameras 480×640, CPU, max_queue_delay_us={args.max_queue_delay_us}")
     print(
         f"| {'path':<26} | {'conc.':>5} | {'p50 ms':>8} | {'p99 ms':>8} | {'req/s':>7} | {'batch':>5} |"
@@ -179,6 +201,12 @@ def main() -> None:
     print(
         f"\nTriton p99 overhead over in-process at concurrency 1: {overhead:+.1f} ms (goal ≤ 2 ms);"
         f" p50 {median:+.1f} ms (steadier on a shared machine)"
+    )
+    (b50, b99), (c50, c99) = pair["baseline"], pair["candidate"]
+    print(
+        f"paired (in-process and Triton gRPC alternating, {args.requests} each): in-process "
+        f"{b50:.1f} / {b99:.1f} ms, Triton {c50:.1f} / {c99:.1f} ms (p50 / p99) → "
+        f"overhead p99 {c99 - b99:+.1f} ms, p50 {c50 - b50:+.1f} ms"
     )
     print(
         f"Triton throughput, concurrency 16 vs 1: {rows[('Triton gRPC', 16)][2] / rows[('Triton gRPC', 1)][2]:.2f}×"
