@@ -14,7 +14,7 @@ from vlaops.sim import demos, env
 @pytest.mark.slow
 def test_writes_successful_episodes_in_the_aloha_format(tmp_path, capsys):
     out = tmp_path / "demos"
-    # Seed 8 is one the expert fails on: it must be skipped, not written.
+    # Seed 4 is one the expert fails on: it must be skipped, not written.
     rc = cli.main(
         [
             "generate-demos",
@@ -23,7 +23,7 @@ def test_writes_successful_episodes_in_the_aloha_format(tmp_path, capsys):
             "--episodes",
             "2",
             "--seed",
-            "7",
+            "3",
             "--output",
             str(out),
             "--cameras",
@@ -53,13 +53,13 @@ def test_writes_successful_episodes_in_the_aloha_format(tmp_path, capsys):
         rewards = [sim.step(a, observe=False)[1] for a in actions]
         assert rewards[-1] == 4
         np.testing.assert_allclose(sim.scene.qpos(), qpos[-1], atol=0.05)
-    assert seeds == [7, 9]
+    assert seeds == [3, 5]
 
 
 def test_gives_up_without_publishing_anything(tmp_path):
     out = tmp_path / "none"
     with pytest.raises(VlaopsError, match="succeeded on 0 of 1 seeds.*--max-attempts"):
-        demos.generate("transfer_cube", 1, str(out), seed=8, max_attempts=1, height=48, width=64)
+        demos.generate("transfer_cube", 1, str(out), seed=4, max_attempts=1, height=48, width=64)
     assert not out.exists()
 
 
@@ -86,13 +86,7 @@ def test_writes_to_a_bucket_with_workers(bucket):
     ("task", "goal"),
     [
         ("transfer_cube", 0.9),
-        pytest.param(
-            "insertion",
-            0.8,
-            marks=pytest.mark.xfail(
-                strict=True, reason="known gap: the scripted insertion is far below the 80% goal"
-            ),
-        ),
+        ("insertion", 0.8),
     ],
 )
 def test_expert_success_rate(task, goal):

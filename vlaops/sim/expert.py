@@ -7,7 +7,9 @@ How ACT made its sim datasets, made robust on MuJoCo 3.x:
    weld. MuJoCo 3.x makes that weld soft (mujoco#1483), so we stiffen it (``WELD_SOLIMP``).
    Waypoints anchored on an object re-read the object's pose every step until the gripper starts
    closing on it (closed-loop re-aiming): a cube nudged during the approach, or held off-centre by
-   the right hand, is still grasped where it is.
+   the right hand, is still grasped where it is. For the insertion, the held peg is steered by
+   its measured offset from the hand onto the socket, integrators line it up and keep both the
+   peg and the socket level (they pivot in the weak grips), and the last approach is slow.
 2. The arm joint angles of that rollout (one step ahead: the pose to reach by the end of each
    step) plus the commanded grippers become joint actions, replayed in the joint-controlled scene
    from the same seed. The replay is the demonstration, and success is judged on it.
@@ -56,7 +58,8 @@ def _at(base, dx, dy, dz) -> np.ndarray:
 
 
 # Once a held object is near its goal, its position error is integrated into the mocap target:
-# per-step gain, the largest correction (m), and how much of the x (push) error counts.
+# per-step gain, the largest correction (m), and how much of the x (push) error counts. The x
+# goal is the touching distance, so the integrator presses the peg on the pin without winding up.
 SERVO_GAIN, SERVO_MAX, SERVO_X = 0.2, 0.03, 0.5
 # Per-step gain of the integrator that tilts a hand to keep its held object level.
 LEVEL_GAIN = 0.05
@@ -71,8 +74,8 @@ class Waypoint:
     offset: tuple[float, float, float]  # added to the anchor's position (m)
     quat: tuple[float, ...] | None  # mocap orientation; None keeps the start orientation
     gripper: float  # 0 closed … 1 open
-    # object index: tilt the hand about the world y axis so this held object ends up level
-    # (its pitch is measured until aim_until[f"level{i}"], then the correction stays put)
+    # object index: tilt the hand about the world y axis so this held object stays level (an
+    # integrator on its pitch runs until aim_until[f"level{i}"], then the tilt stays put)
     level: int | None = None
 
 
@@ -80,12 +83,8 @@ class Waypoint:
 class ArmScript:
     waypoints: tuple[Waypoint, ...]
     # anchor → last step it is re-measured (objects: their position; "a@b": the held object's
-    # offset in the hand, measured while nothing touches it); after that it stays put
+    # offset from the hand, measured while nothing touches it); after that it stays put
     aim_until: dict[str, int]
-
-
-CUBE_X, CUBE_Z = 0.0, -0.015
-LEFT_AIM = 230
 
 
 # Where the right arm's base stands (x, y): it reaches along the line from there.
@@ -104,8 +103,9 @@ def _transfer_cube(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
     def w(t, anchor, off, q, g):
         return Waypoint(t, anchor, tuple(off), q, g)
 
-    # The left arm grasps the cube where the right hand actually holds it (anchor obj0, re-aimed
-    # until it closes at 260); the mocap point sits ~4 cm beyond the fingers, hence the +x offset.
+    # The left arm grasps the cube where the right hand actually holds it (anchor obj0). It stops
+    # re-aiming at 230, while its fingers are still clear of the cube: re-aiming any later chases
+    # a cube that its own fingers push along the right hand's grip.
     left = ArmScript(
         waypoints=(
             w(0, "start", (0, 0, 0), None, 0),
@@ -117,14 +117,14 @@ def _transfer_cube(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
             w(360, "obj0", (-0.1, 0, 0), left_q, 0),
             w(400, "obj0", (-0.1, 0, 0), left_q, 0),
         ),
-        aim_until={"obj0": LEFT_AIM},
+        aim_until={"obj0": 230},
     )
     right = ArmScript(
         waypoints=(
             w(0, "start", (0, 0, 0), None, 0),
-            w(90, "obj0", (CUBE_X, 0, 0.08), grasp, 1),
-            w(130, "obj0", (CUBE_X, 0, CUBE_Z), grasp, 1),
-            w(170, "obj0", (CUBE_X, 0, CUBE_Z), grasp, 0),
+            w(90, "obj0", (0, 0, 0.08), grasp, 1),
+            w(130, "obj0", (0, 0, -0.015), grasp, 1),
+            w(170, "obj0", (0, 0, -0.015), grasp, 0),
             w(200, "world", _at(meet, 0.05, 0, 0), grasp, 0),
             w(220, "world", meet, grasp, 0),
             w(300, "world", meet, grasp, 0),
@@ -142,10 +142,10 @@ def _transfer_cube(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
 # they do not swing in the (weak) grip.
 GRASP_X = 0.02
 GRASP_Z = -0.01
-# Peg centre − socket centre along x: lined up outside the socket, and pressed on the pin.
+# Peg centre − socket centre along x: lined up 2 cm outside the socket's mouth, 5 mm before the
+# pin (the last approach is slow, so the peg does not bounce off it), and on the pin. Pressing
+# further only slides the peg in the weak grip, or the socket out of the other hand.
 STANDOFF, NEAR, INSERTED = 0.14, 0.105, 0.100
-CLOSED_T, LIFT_T = 220, 220
-CLOSE_Z = -0.01
 
 
 def _insertion(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
@@ -162,8 +162,7 @@ def _insertion(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
             w(0, "start", (0, 0, 0), None, 0),
             w(120, "obj1", (GRASP_X, 0, 0.08), pick_l, 1),
             w(170, "obj1", (GRASP_X, 0, GRASP_Z), pick_l, 1),
-            w(CLOSED_T, "obj1", (GRASP_X, 0, CLOSE_Z), pick_l, 0),
-            w(LIFT_T, "obj1", (GRASP_X, 0, CLOSE_Z), pick_l, 0),
+            w(220, "obj1", (GRASP_X, 0, GRASP_Z), pick_l, 0),
             w(275, "world", _at(meet, -0.1, 0, 0), pick_l, 0, level=1),
             w(400, "world", _at(meet, -0.1, 0, 0), pick_l, 0, level=1),
         ),
@@ -174,10 +173,8 @@ def _insertion(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
             w(0, "start", (0, 0, 0), None, 0),
             w(120, "obj0", (-GRASP_X, 0, 0.08), pick_r, 1),
             w(170, "obj0", (-GRASP_X, 0, GRASP_Z), pick_r, 1),
-            w(CLOSED_T, "obj0", (-GRASP_X, 0, CLOSE_Z), pick_r, 0),
-            w(LIFT_T, "obj0", (-GRASP_X, 0, CLOSE_Z), pick_r, 0),
+            w(220, "obj0", (-GRASP_X, 0, GRASP_Z), pick_r, 0),
             w(265, "world", _at(meet, 0.12, 0, lift), pick_r, 0, level=0),
-            # the peg's tip 2 cm outside the socket's mouth, then on the pin (it starts at +0.10)
             w(290, "obj0@obj1", (STANDOFF, 0, 0), pick_r, 0, level=0),
             w(310, "obj0@obj1", (STANDOFF, 0, 0), pick_r, 0, level=0),
             w(330, "obj0@obj1", (NEAR, 0, 0), pick_r, 0, level=0),
