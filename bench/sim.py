@@ -15,7 +15,7 @@ and by the other jobs on the box: use --episodes 10 for a fair number):
     published        1          12.8       97         3        0
     fast, rendering + encoding every step (video): 7.5 episodes/min/worker
 
-    expert transfer_cube  success 45/50 = 90%  (reached 4: 90%) 0.27 s/episode
+    expert transfer_cube  success 50/50 = 100%  (reached 4: 100%) 0.26 s/episode
     expert insertion      success 46/50 = 92%  (reached 4: 94%) 0.39 s/episode
 
 ``--expert N`` plans N seeds per task (physics only) and prints the success rates (reward 4 at

@@ -125,7 +125,8 @@ def _transfer_cube(objects: np.ndarray) -> tuple[ArmScript, ArmScript]:
             w(90, "obj0", (0, 0, 0.08), grasp, 1),
             w(130, "obj0", (0, 0, -0.015), grasp, 1),
             w(170, "obj0", (0, 0, -0.015), grasp, 0),
-            w(200, "world", _at(meet, 0.05, 0, 0), grasp, 0),
+            # lifted over 40 steps: hurried, the wrist swings and the cube slips in the grip
+            w(210, "world", _at(meet, 0.05, 0, 0), grasp, 0),
             w(220, "world", meet, grasp, 0),
             w(300, "world", meet, grasp, 0),
             w(320, "world", meet, grasp, 1),
