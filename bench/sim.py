@@ -5,15 +5,14 @@
 
 Throughput: episodes/min of `evaluate`'s rollout loop (a policy that looks at the `top` camera,
 480×640, and replans every 10 steps; 400 steps) with 1 and 2 workers, fast vs published rendering,
-and where a worker's time goes (render / physics / policy). Measured on the shared 2-core dev box
-(--episodes 2; the 2-worker row is dominated by spawning two processes, ~3 s of imports each,
-and by the other jobs on the box: use --episodes 10 for a fair number):
+and where a worker's time goes (render / physics / policy). Measured on the 2-core dev box with
+nothing else running (--episodes 10):
 
     render     workers  episodes/min  render%  physics%  policy%
-    fast             1          86.2       81        17        0
-    fast             2          49.2       82        17        0
-    published        1          12.8       97         3        0
-    fast, rendering + encoding every step (video): 7.5 episodes/min/worker
+    fast             1         143.1       79        20        0
+    fast             2         246.4       80        19        0
+    published        1          23.0       97         3        0
+    fast, rendering + encoding every step (video): 10.1 episodes/min/worker
 
     expert transfer_cube  success 50/50 = 100%  (reached 4: 100%) 0.26 s/episode
     expert insertion      success 46/50 = 92%  (reached 4: 94%) 0.39 s/episode
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sim"))
 
 
 def throughput(episodes: int) -> None:
-    from conftest import ConstantPolicy
+    from sim_helpers import ConstantPolicy
 
     from vlaops.sim import env, rollout
     from vlaops.sim.policy import PolicySpec
@@ -90,7 +89,7 @@ def _parallel(cfg, n: int, workers: int):
 
 
 def _worker(cfg, seeds):
-    from conftest import ConstantPolicy
+    from sim_helpers import ConstantPolicy
 
     from vlaops.sim import rollout
 
