@@ -14,8 +14,9 @@ CPU mode, in one run:
 
 GPU mode trains real-size pi0 — full fine-tune (fp32 params, AdamW, EMA) and LoRA (openpi's
 adapters; frozen weights ride along) — on one prepared batch repeated, so the numbers are the
-model's own: steps/s, samples/s per device, MFU (XLA's FLOPs of the compiled step ÷ the device's
-bf16 peak) and peak device memory, against the goals MFU ≥ 40 % (full) and LoRA < 22.5 GB.
+model's own: steps/s, samples/s per device, MFU (model FLOPs per step — 3× XLA's count of the
+forward pass — ÷ the device's bf16 peak) and peak device memory, against the goals MFU ≥ 40 %
+(full) and LoRA < 22.5 GB.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ import jax
 import numpy as np
 from flax import nnx
 
-CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
-
 
 def debug_run(steps: int, episodes: int = 6, length: int = 100) -> dict:
     """``vlaops train --config debug`` on synthetic 3-camera 480×640 episodes; steady-state rows."""
+    from loader import CAMERAS  # the three ALOHA cameras, as bench/loader.py makes them
+
     from vlaops import storage
     from vlaops.data import norm_stats, synthetic
     from vlaops.train import config
@@ -88,27 +89,14 @@ class RepeatedBatch:
 
 
 def prepared_batch(model_cfg, batch: int, seed: int = 0) -> dict:
-    """What the ``Loader`` yields: 3 valid cameras, a full prompt, a 50-step action chunk."""
-    from vlaops.model.pi0 import CAMERAS as MODEL_CAMERAS
+    """What the ``Loader`` yields: bench/model.py's prepared observation plus an action chunk."""
+    from model import observation
 
-    rng = np.random.default_rng(seed)
-    s, n, h, a = (
-        model_cfg.siglip.image_size,
-        model_cfg.max_token_len,
-        model_cfg.action_horizon,
-        model_cfg.action_dim,
-    )
-    cams = MODEL_CAMERAS[: model_cfg.num_cameras]
-    return {
-        "images": {c: rng.integers(0, 255, (batch, s, s, 3), np.uint8) for c in cams},
-        "image_masks": {c: np.ones(batch, bool) for c in cams},
-        "state": rng.normal(size=(batch, a)).astype(np.float32),
+    rng = np.random.default_rng(seed + 1)
+    h, a = model_cfg.action_horizon, model_cfg.action_dim
+    return observation(model_cfg, batch, seed) | {
         "actions": rng.normal(size=(batch, h, a)).astype(np.float32),
         "action_is_pad": np.zeros((batch, h), bool),
-        "tokenized_prompt": rng.integers(1, min(model_cfg.vocab_size, 250), (batch, n)).astype(
-            np.int32
-        ),
-        "tokenized_prompt_mask": np.ones((batch, n), bool),
     }
 
 
@@ -163,10 +151,10 @@ def step_rate(train_config: str, model: str, per_device_batch: int, steps: int) 
 
 
 def cpu(args) -> None:
-    import loader as loader_bench
+    import loader
 
     logging.disable(logging.INFO)
-    loader_bench.report(loader_bench.measure())
+    loader.report(loader.measure())
     d = debug_run(args.steps)
     print(f"\nvlaops train --config debug: pi0_tiny, batch {d['batch']}, {d['steps']} steps")
     print("3 cameras 480×640 → 224×224 frame cache, the real Loader and its prefetch thread")

@@ -217,7 +217,7 @@ class Server:
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self._proc.wait(timeout=self.exit_timeout + 10)
             except subprocess.TimeoutExpired:
