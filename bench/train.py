@@ -3,6 +3,7 @@
     .venv/bin/python bench/train.py                       # CPU: loader vs lerobot + the debug run (~5 min)
     .venv/bin/python bench/train.py --gpu                 # GPU: pi0 full and LoRA, batch 32 per device
     .venv/bin/python bench/train.py --gpu --model pi0_tiny --batch 4   # the same code path on a CPU
+    .venv/bin/python bench/train.py --estimate            # any machine: pi0's step memory from XLA
 
 CPU mode, in one run:
 
@@ -100,42 +101,64 @@ def prepared_batch(model_cfg, batch: int, seed: int = 0) -> dict:
     }
 
 
-def step_rate(train_config: str, model: str, per_device_batch: int, steps: int) -> dict:
-    """Steps/s, MFU and peak memory of one fine-tuning mode, timed over ``steps`` steady steps."""
+def _trainer(
+    train_config: str,
+    model: str,
+    per_device_batch: int,
+    steps: int,
+    abstract: bool,
+    microbatches: int = 1,
+):
+    """The Trainer as ``vlaops train`` builds it (model in host memory, state on the mesh), on
+    one prepared batch; ``abstract``: from ``nnx.eval_shape``, nothing allocated."""
     from vlaops.model.pi0 import Pi0
     from vlaops.train import config, sharding
     from vlaops.train.trainer import Trainer
 
     cfg = dataclasses.replace(config.get(train_config), model=model)
     batch = per_device_batch * jax.device_count()
-    cfg = cfg.override(batch_size=batch, steps=steps + 1)
-    pi0 = Pi0(cfg.model_config, nnx.Rngs(0))
+    cfg = cfg.override(batch_size=batch, steps=steps + 1, microbatches=microbatches)
+
+    def build():
+        return Pi0(cfg.model_config, nnx.Rngs(0))
+
+    with sharding.on_host():
+        pi0 = nnx.eval_shape(build) if abstract else build()
 
     def loss_fn(model, rng, b):
         return model.compute_loss(rng, b, b["actions"]).mean()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(
-            pi0,
-            loss_fn,
-            cfg.trainer,
-            RepeatedBatch(prepared_batch(cfg.model_config, batch)),
-            tmp,
-            trainable=cfg.trainable(),
-        )
-        trainer._setup()  # the state on the mesh, as run() builds it, without checkpointing
-        del pi0
-        on_mesh = sharding.shard_batch(trainer.loader.batch, trainer.mesh)
-        t0 = time.perf_counter()
-        step = trainer._compile(on_mesh)
-        state, out = step(trainer.state, on_mesh)
-        jax.block_until_ready(out)
-        compile_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            state, out = step(state, on_mesh)
-        jax.block_until_ready(out)
-        secs = (time.perf_counter() - t0) / steps
+    trainer = Trainer(
+        pi0,
+        loss_fn,
+        cfg.trainer,
+        RepeatedBatch(prepared_batch(cfg.model_config, batch)),
+        "",  # never saves
+        trainable=cfg.trainable(),
+    )
+    trainer._setup(materialize=not abstract)  # as run() does, without checkpointing
+    trainer.model = None  # the host copy is not needed any more
+    return trainer
+
+
+def step_rate(
+    train_config: str, model: str, per_device_batch: int, steps: int, microbatches: int = 1
+) -> dict:
+    """Steps/s, MFU and peak memory of one fine-tuning mode, timed over ``steps`` steady steps."""
+    from vlaops.train import sharding
+
+    trainer = _trainer(train_config, model, per_device_batch, steps, False, microbatches)
+    on_mesh = sharding.shard_batch(trainer.loader.batch, trainer.mesh)
+    t0 = time.perf_counter()
+    step = trainer._compile(on_mesh)
+    state, out = step(trainer.state, on_mesh)
+    jax.block_until_ready(out)
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, out = step(state, on_mesh)
+    jax.block_until_ready(out)
+    secs = (time.perf_counter() - t0) / steps
     stats = jax.local_devices()[0].memory_stats() or {}
     peak = trainer.peak_flops_per_device
     return {
@@ -148,6 +171,74 @@ def step_rate(train_config: str, model: str, per_device_batch: int, steps: int) 
         "peak_gib": stats.get("peak_bytes_in_use", 0) / 2**30,
         "loss": float(out["loss"]),
     }
+
+
+def memory_estimate(
+    train_config: str, model: str, per_device_batch: int, microbatches: int = 1
+) -> dict:
+    """XLA's own account of one train step's device memory — the state it is handed, the
+    temporaries it needs — from the step compiled at real shapes with nothing allocated. Runs on
+    a CPU (the CPU compiler's plan; a GPU's fuses differently, so treat it as an estimate)."""
+    from vlaops.train import sharding
+    from vlaops.train.trainer import step_memory
+
+    trainer = _trainer(train_config, model, per_device_batch, 1, True, microbatches)
+    on_mesh = sharding.batch_sharding(trainer.mesh)
+    batch = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=on_mesh), trainer.loader.batch
+    )
+    t0 = time.perf_counter()
+    compiled = trainer._step_fn.lower(trainer.state, batch).compile()
+    m, gib = compiled.memory_analysis(), 2**30
+    by_part = {
+        k: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(trainer.state[k])) / gib
+        for k in ("params", "frozen", "opt_state", "ema")
+    }
+    return {
+        "mode": train_config.rsplit("_", 1)[-1],
+        "microbatches": microbatches,
+        "trainable": trainer.n_trainable,
+        "compile_s": time.perf_counter() - t0,
+        **by_part,
+        "arguments": m.argument_size_in_bytes / gib,
+        "temporaries": m.temp_size_in_bytes / gib,
+        "total": step_memory(compiled) / gib,  # what the trainer checks against the device
+    }
+
+
+MODES = ("pi0_aloha_sim_lora", "pi0_aloha_sim_full")  # LoRA first: the peak counter never resets
+
+
+def _models(model: str) -> dict[str, str]:
+    return {MODES[0]: "pi0_lora" if model == "pi0" else f"{model}_lora", MODES[1]: model}
+
+
+def estimate(args) -> None:
+    print(
+        f"{args.model}: device memory of one train step at batch {args.batch} per device, "
+        f"{jax.device_count()} device(s), from XLA's compiled step (nothing allocated)"
+    )
+    cols = ("params", "frozen", "opt_state", "ema", "arguments", "temporaries", "total")
+    print(
+        f"| {'mode':<5} | {'micro':>5} | {'trainable':>13} | "
+        + " | ".join(f"{c:>11}" for c in cols)
+        + " |"
+    )
+    print(f"|{'-' * 7}|{'-' * 7}|{'-' * 15}|" + "|".join("-" * 13 for _ in cols) + "|")
+    lora, full = _models(args.model).items()
+    runs = [(*lora, n) for n in (1, 2, 4) if args.batch % n == 0] + [(*full, 1)]
+    for name, model, micro in runs:
+        r = memory_estimate(name, model, args.batch, micro)
+        print(
+            f"| {r['mode']:<5} | {micro:>5} | {r['trainable']:>13,} | "
+            + " | ".join(f"{r[c]:>7.2f} GiB" for c in cols)
+            + f" |   (compiled in {r['compile_s']:.0f} s)",
+            flush=True,
+        )
+    print(
+        "goal: LoRA < 22.5 GB (20.95 GiB). micro: microbatches per step (--microbatches), same "
+        "batch. The full fine-tune shards its state over the node's GPUs with FSDP."
+    )
 
 
 def cpu(args) -> None:
@@ -179,13 +270,8 @@ def gpu(args) -> None:
         f"| {'samples/s/dev':>13} | {'MFU':>6} | {'peak GiB':>8} |"
     )
     print(f"|{'-' * 7}|{'-' * 15}|{'-' * 11}|{'-' * 9}|{'-' * 15}|{'-' * 8}|{'-' * 10}|")
-    lora_model = "pi0_lora" if args.model == "pi0" else f"{args.model}_lora"
-    # LoRA first: the peak-memory counter never goes down, and the full fine-tune's peak is higher
-    for name, model in (
-        ("pi0_aloha_sim_lora", lora_model),
-        ("pi0_aloha_sim_full", args.model),
-    ):
-        r = step_rate(name, model, args.batch, args.steps)
+    for name, model in _models(args.model).items():
+        r = step_rate(name, model, args.batch, args.steps, args.microbatches)
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
         print(
             f"| {r['mode']:<5} | {r['trainable']:>13,} | {r['compile_s']:>9.1f} | {r['step_s']:>7.3f} "
@@ -198,9 +284,15 @@ def gpu(args) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gpu", action="store_true", help="pi0 full and LoRA step rate, MFU, memory")
-    p.add_argument("--model", default="pi0", help="with --gpu: pi0, or pi0_tiny to test the path")
-    p.add_argument("--batch", type=int, default=32, help="with --gpu: batch per device")
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="device memory of the pi0 steps from XLA's compiled plan, on any machine (CPU)",
+    )
+    p.add_argument("--model", default="pi0", help="pi0, or pi0_tiny to test the path on a CPU")
+    p.add_argument("--batch", type=int, default=32, help="with --gpu/--estimate: batch per device")
+    p.add_argument("--microbatches", type=int, default=1, help="with --gpu: microbatches per step")
     p.add_argument("--steps", type=int, default=None, help="timed steps (debug run: its length)")
     a = p.parse_args()
     a.steps = a.steps or (5 if a.gpu else 40)
-    (gpu if a.gpu else cpu)(a)
+    (estimate if a.estimate else gpu if a.gpu else cpu)(a)

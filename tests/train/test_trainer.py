@@ -21,6 +21,7 @@ from flax import nnx
 from vlaops import storage
 from vlaops.data import lerobot_io, norm_stats
 from vlaops.data.loader import DatasetArrays, Loader, LoaderConfig
+from vlaops.errors import VlaopsError
 from vlaops.train import checkpoint
 from vlaops.train.trainer import OptimizerConfig, Trainer, TrainerConfig
 
@@ -51,7 +52,7 @@ def dataset(tmp_path_factory):
     return root
 
 
-def _trainer(dataset, ckpt, steps=8, lr=3e-3, **kw):
+def _trainer(dataset, ckpt, steps=8, lr=3e-3, trainable=nnx.Param, loss=loss_fn, **kw):
     stats = norm_stats.compute(str(dataset))
     from vlaops.data.transforms import Normalizer
 
@@ -75,13 +76,14 @@ def _trainer(dataset, ckpt, steps=8, lr=3e-3, **kw):
     )
     return Trainer(
         Regressor(nnx.Rngs(0)),
-        loss_fn,
+        loss,
         cfg,
         loader,
         str(ckpt),
         norm_stats=stats,
         config_json={"name": "test"},
         metrics_file=str(ckpt) + ".jsonl" if not storage.is_remote(ckpt) else None,
+        trainable=trainable,
     )
 
 
@@ -110,17 +112,17 @@ def test_loss_goes_down_and_layout(dataset, tmp_path):
     ]
 
 
+def _crash_after_step_5(step, _):
+    if step == 5:
+        raise KeyboardInterrupt("killed")  # no final save: like SIGKILL after step 5
+
+
 def test_killed_run_resumes_with_identical_losses(dataset, tmp_path):
     _trainer(dataset, tmp_path / "a").run()
     straight = _losses(str(tmp_path / "a") + ".jsonl")
 
     crashing = _trainer(dataset, tmp_path / "b")
-
-    def crash(step, _):
-        if step == 5:
-            raise KeyboardInterrupt("killed")  # no final save: like SIGKILL after step 5
-
-    crashing.add_hook(crash)
+    crashing.add_hook(_crash_after_step_5)
     with pytest.raises(KeyboardInterrupt):
         crashing.run()
     resumed = _trainer(dataset, tmp_path / "b")
@@ -128,6 +130,60 @@ def test_killed_run_resumes_with_identical_losses(dataset, tmp_path):
     after = _losses(str(tmp_path / "b") + ".jsonl")
     for step in range(1, 9):
         assert after[step] == straight[step], step  # bit-exact on CPU
+
+
+def test_frozen_weights_in_bf16_train_the_rest_and_resume_exactly(dataset, tmp_path):
+    """LoRA's setup in small: the frozen layer is stored in bf16 (openpi's memory saving), the
+    trainable one stays fp32 and learns, and a killed run still resumes bit-exactly."""
+    kw = dict(trainable=nnx.PathContains("out"), frozen_dtype="bfloat16")
+    straight = _trainer(dataset, tmp_path / "a", **kw)
+    initial = np.asarray(straight.model.hidden.kernel.value)
+    straight.run()
+    frozen = jax.tree.leaves(straight.state["frozen"])
+    assert frozen and all(x.dtype == jnp.bfloat16 for x in frozen)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(straight.state["params"]))
+    hidden = straight.full_params()["hidden"]["kernel"].value
+    np.testing.assert_array_equal(np.asarray(hidden), initial.astype(jnp.bfloat16))
+    trained = straight.full_params()["out"]["kernel"].value
+    assert not np.allclose(trained, straight.model.out.kernel.value)
+
+    crashing = _trainer(dataset, tmp_path / "b", **kw)
+    crashing.add_hook(_crash_after_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run()
+    resumed = _trainer(dataset, tmp_path / "b", **kw)
+    resumed.run()
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(resumed.state["frozen"]))
+    assert _losses(str(tmp_path / "b") + ".jsonl") == _losses(str(tmp_path / "a") + ".jsonl")
+
+
+def test_microbatches_give_the_same_updates_as_one_batch(dataset, tmp_path):
+    """Gradients averaged over 4 microbatches of 2 rows equal one batch of 8 (a noise-free loss,
+    since each microbatch draws its own noise), so the loss sequences agree to float rounding."""
+
+    def exact_loss(model, rng, batch):
+        return jnp.mean((model(batch["state"]) - batch["actions"][:, 0]) ** 2)
+
+    losses = {}
+    for n in (1, 4):
+        _trainer(dataset, tmp_path / str(n), loss=exact_loss, microbatches=n).run()
+        losses[n] = _losses(str(tmp_path / str(n)) + ".jsonl")
+    assert losses[1].keys() == losses[4].keys() == set(range(1, 9))
+    np.testing.assert_allclose(list(losses[4].values()), list(losses[1].values()), rtol=1e-5)
+    assert losses[1][8] < losses[1][1]  # it trained: the comparison is not between constants
+
+
+def test_a_batch_that_does_not_split_into_microbatches_is_refused(dataset, tmp_path):
+    with pytest.raises(VlaopsError, match="batch size 8 does not split into 3 microbatch"):
+        _trainer(dataset, tmp_path / "x", microbatches=3).run()
+
+
+def test_a_step_too_big_for_the_device_is_refused_before_it_runs(dataset, tmp_path):
+    t = _trainer(dataset, tmp_path / "big")
+    t.device_memory = 64 * 1024  # the stand-in's step needs more than 64 KiB
+    with pytest.raises(VlaopsError, match=r"needs 0\.\d+ GiB .* --microbatches 2"):
+        t.run()
+    assert not any((tmp_path / "big").glob("[0-9]*"))  # stopped before any step or checkpoint
 
 
 def test_sigterm_saves_and_stops(dataset, tmp_path):

@@ -42,6 +42,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="override the config's number of steps")
     p.add_argument("--batch-size", type=int, help="override the global batch size")
     p.add_argument(
+        "--microbatches",
+        type=int,
+        help="run each batch as N sequential microbatches (gradients averaged): the same "
+        "batch in ~1/N of the activation memory, e.g. 4 for pi0 LoRA on a 24 GB GPU",
+    )
+    p.add_argument(
         "--base-checkpoint", help="openpi params/ checkpoint to start from (e.g. pi0_base)"
     )
     p.add_argument(
@@ -69,7 +75,9 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from vlaops.train import config as train_config
 
-    cfg = train_config.get(args.config).override(steps=args.steps, batch_size=args.batch_size)
+    cfg = train_config.get(args.config).override(
+        steps=args.steps, batch_size=args.batch_size, microbatches=args.microbatches
+    )
     metrics_file = args.metrics_file
     if metrics_file is None and not storage.is_remote(args.checkpoint_dir):
         metrics_file = str(storage.local_path(args.checkpoint_dir) / "metrics.jsonl")
@@ -106,7 +114,7 @@ def train(
     from vlaops.model import weights
     from vlaops.model.pi0 import Pi0
     from vlaops.model.tokenizer import ByteTokenizer, Tokenizer
-    from vlaops.train import distributed
+    from vlaops.train import distributed, sharding
     from vlaops.train.trainer import Trainer, loss_curve_png
 
     spec = distributed.initialize()
@@ -167,9 +175,14 @@ def train(
         **per_process,
     )
 
-    model = Pi0(model_cfg, nnx.Rngs(cfg.trainer.seed))
-    if base_checkpoint:
-        weights.assign(model, weights.load(base_checkpoint))
+    # Built in host memory: the trainer sends each weight to its shard (frozen ones cast first),
+    # so a GPU never holds pi0's full fp32 copy. A base checkpoint fills an abstract model: no
+    # random init of 3B parameters just to overwrite them.
+    with sharding.on_host():
+        if base_checkpoint:
+            model = weights.restore(model_cfg, base_checkpoint)
+        else:
+            model = Pi0(model_cfg, nnx.Rngs(cfg.trainer.seed))
 
     def loss_fn(model, rng, batch):
         return model.compute_loss(rng, batch, batch["actions"]).mean()

@@ -84,7 +84,13 @@ CONFIGS = {
     "pi0_aloha_sim_lora": TrainConfig(
         "pi0_aloha_sim_lora",
         "pi0_lora",
-        TrainerConfig(steps=20_000, batch_size=32, ema_decay=None, asset_id="aloha_sim"),
+        TrainerConfig(
+            steps=20_000,
+            batch_size=32,
+            ema_decay=None,
+            asset_id="aloha_sim",
+            frozen_dtype="bfloat16",  # as openpi: the frozen 2.6B in bf16, adapters in fp32
+        ),
         _aloha_data("pi0_lora"),
     ),
 }

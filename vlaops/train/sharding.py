@@ -8,6 +8,8 @@ replicated over ``data``; a batch is split over both axes. ``fsdp=1`` is plain d
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
@@ -25,6 +27,14 @@ def make_mesh(fsdp: int | None = None) -> Mesh:
     if n % fsdp:
         raise VlaopsError(f"fsdp={fsdp} does not divide the {n} devices")
     return jax.make_mesh((n // fsdp, fsdp), BATCH_AXES, axis_types=(AxisType.Auto, AxisType.Auto))
+
+
+def on_host() -> contextlib.AbstractContextManager:
+    """Arrays created inside live in host memory (JAX's CPU device), not on the accelerator."""
+    try:
+        return jax.default_device(jax.local_devices(backend="cpu")[0])
+    except RuntimeError:  # JAX_PLATFORMS left the CPU backend out: the default device it is
+        return contextlib.nullcontext()
 
 
 def param_spec(shape: tuple[int, ...], fsdp: int) -> PartitionSpec:

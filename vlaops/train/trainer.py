@@ -31,6 +31,7 @@ from flax import nnx
 
 from vlaops import storage
 from vlaops.data import prefetch
+from vlaops.errors import VlaopsError
 from vlaops.train import checkpoint, sharding
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ class OptimizerConfig:
 class TrainerConfig:
     steps: int = 30_000
     batch_size: int = 32  # global, over all processes
+    # Each batch is run as this many sequential microbatches whose gradients are averaged: the
+    # same update (up to float rounding and per-microbatch noise draws) in ~1/N of the
+    # activation memory. 4 puts pi0 LoRA at batch 32 on a 24 GB GPU.
+    microbatches: int = 1
     seed: int = 42
     optimizer: OptimizerConfig = OptimizerConfig()
     ema_decay: float | None = 0.99  # None: no EMA (openpi turns it off for LoRA)
@@ -78,6 +83,9 @@ class TrainerConfig:
     save_every: int = 1000
     keep_checkpoints: int = 3
     asset_id: str = "robot"  # norm stats go to assets/<asset_id>/
+    # Frozen (non-trainable) float params are stored in this dtype; None keeps them as they are.
+    # openpi keeps LoRA's frozen base in bf16: half the memory of the largest part of the state.
+    frozen_dtype: str | None = None
 
 
 def schedule(cfg: OptimizerConfig, steps: int) -> optax.Schedule:
@@ -105,6 +113,7 @@ class Trainer:
     metrics_file: str | None = None
     hooks: list[tuple[int, Callable[[int, dict], None]]] = field(default_factory=list)
     peak_flops_per_device: float | None = None  # None: from the device kind (PEAK_BF16_FLOPS)
+    device_memory: int | None = None  # bytes a device offers; None: its allocator's limit (GPUs)
     _stop: bool = field(default=False, init=False)
     flops_per_step: float | None = field(default=None, init=False)  # model FLOPs per device
 
@@ -113,9 +122,17 @@ class Trainer:
 
     # ── state ──────────────────────────────────────────────────────────────────────────────────
 
-    def _setup(self) -> None:
+    def _setup(self, materialize: bool = True) -> None:
+        """The train state on the mesh and the jitted step. ``materialize=False`` (a model from
+        ``nnx.eval_shape``) leaves ``state`` abstract: enough to compile the step and ask XLA how
+        much memory it needs without allocating any of it."""
         cfg = self.config
         self.mesh = sharding.make_mesh(cfg.fsdp)
+        if cfg.batch_size % (jax.device_count() * cfg.microbatches):
+            raise VlaopsError(
+                f"batch size {cfg.batch_size} does not split into {cfg.microbatches} "
+                f"microbatch(es) on each of {jax.device_count()} device(s)"
+            )
         # trainable params get gradients, optimizer state and EMA; frozen ones ride along unchanged
         self.graphdef, trainable, frozen, self.rest = nnx.split(
             self.model, self.trainable, nnx.Param, ...
@@ -132,10 +149,8 @@ class Trainer:
         )
         self.lr = schedule(cfg.optimizer, cfg.steps)
 
-        def init(trainable, frozen):
+        def init(trainable):  # everything besides the params, made on the mesh
             return {
-                "params": trainable,
-                "frozen": frozen,
                 "opt_state": self.tx.init(trainable),
                 "ema": trainable if cfg.ema_decay else {},
                 "step": jnp.zeros((), jnp.int32),
@@ -143,27 +158,68 @@ class Trainer:
                 "loader_position": jnp.zeros((), jnp.int32),
             }
 
-        abstract = jax.eval_shape(init, trainable, frozen)
+        def cast(frozen):
+            return _cast_floats(frozen, cfg.frozen_dtype)
+
+        abstract = {
+            "params": jax.eval_shape(lambda t: t, trainable),
+            "frozen": jax.eval_shape(cast, frozen),
+            **jax.eval_shape(init, trainable),
+        }
         self.state_shardings = sharding.shardings_for(abstract, self.mesh)
         self.abstract_state = jax.tree.map(
             lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
             abstract,
             self.state_shardings,
         )
-        self.state = jax.jit(init, out_shardings=self.state_shardings)(trainable, frozen)
+        if materialize:
+            # Weights go from wherever the model was built (the host, for pi0) straight to their
+            # shards; frozen ones are cast first, so no device ever holds a full fp32 copy. A copy
+            # always: the step donates the state, and the model must keep its own arrays.
+            shard = self.state_shardings
+            params, frozen = jax.device_put(
+                (trainable, cast(frozen)), (shard["params"], shard["frozen"]), may_alias=False
+            )
+            rest = {k: v for k, v in shard.items() if k not in ("params", "frozen")}
+            self.state = {
+                "params": params,
+                "frozen": frozen,
+                **jax.jit(init, out_shardings=rest)(params),
+            }
+        else:
+            self.state = self.abstract_state
         self.n_trainable = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(trainable))
         self._step_fn = jax.jit(
             self._train_step, donate_argnums=0, out_shardings=(self.state_shardings, None)
         )
 
-    def _loss(self, trainable, state: dict, batch: dict):
+    def _loss(self, trainable, state: dict, batch: dict, micro=None):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
+        if micro is not None:
+            rng = jax.random.fold_in(rng, micro)
         model = nnx.merge(self.graphdef, trainable, state["frozen"], self.rest)
         return self.loss_fn(model, rng, batch)
 
+    def _loss_and_grads(self, state: dict, batch: dict):
+        """Loss and gradients of the batch, in ``microbatches`` sequential pieces when asked.
+        Microbatch i takes rows i, i+n, i+2n… so every device keeps working on its own rows."""
+        n = self.config.microbatches
+        if n == 1:
+            return jax.value_and_grad(self._loss)(state["params"], state, batch)
+        split = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(-1, n, *x.shape[1:]), 0, 1), batch)
+
+        def one(total, micro):
+            i, piece = micro
+            loss, grads = jax.value_and_grad(self._loss)(state["params"], state, piece, i)
+            return jax.tree.map(jnp.add, total, (loss, grads)), None
+
+        zero = jax.tree.map(jnp.zeros_like, (jnp.zeros((), jnp.float32), state["params"]))
+        total, _ = jax.lax.scan(one, zero, (jnp.arange(n), split))
+        return jax.tree.map(lambda x: x / n, total)
+
     def _train_step(self, state: dict, batch: dict):
         cfg = self.config
-        loss, grads = jax.value_and_grad(self._loss)(state["params"], state, batch)
+        loss, grads = self._loss_and_grads(state, batch)
         updates, opt_state = self.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         new = dict(
@@ -306,6 +362,7 @@ class Trainer:
         device behind the MFU estimate: 3× the forward pass as XLA counts it (forward + backward,
         the usual convention), so recomputation under remat does not count as useful work."""
         compiled = self._step_fn.lower(self.state, batch).compile()
+        self._check_memory(compiled)
         forward = jax.jit(self._loss).lower(self.state["params"], self.state, batch)
         cost = forward.cost_analysis()
         cost = cost[0] if isinstance(cost, list | tuple) else cost
@@ -322,6 +379,24 @@ class Trainer:
         )
         return compiled
 
+    def _check_memory(self, compiled) -> None:
+        """Refuse a step that cannot fit, before the first step runs out of memory halfway: XLA's
+        plan (the state it is handed + its temporaries) against what the device offers."""
+        need = step_memory(compiled)
+        limit = self.device_memory
+        if limit is None:
+            limit = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
+        if need is None or not limit:
+            return
+        log.info("train step: %.2f GiB per device of %.2f GiB", need / 2**30, limit / 2**30)
+        if need > limit:
+            cfg = self.config
+            raise VlaopsError(
+                f"the train step needs {need / 2**30:.2f} GiB per device and the device has "
+                f"{limit / 2**30:.2f} GiB: split the batch with --microbatches "
+                f"{2 * cfg.microbatches}, or lower --batch-size (now {cfg.batch_size})"
+            )
+
     def _log(self, m: dict) -> None:
         if jax.process_index() != 0:
             return
@@ -332,8 +407,26 @@ class Trainer:
                 f.write(line + "\n")
 
 
-def _key(k) -> Any:
-    return getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))
+def step_memory(compiled) -> int | None:
+    """Bytes one device needs to run a compiled step, by XLA's buffer plan: its arguments, its
+    temporaries, and outputs that do not reuse a donated argument. None where XLA can't say."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return None
+    return (
+        m.argument_size_in_bytes
+        + m.temp_size_in_bytes
+        + m.output_size_in_bytes
+        - m.alias_size_in_bytes
+    )
+
+
+def _cast_floats(tree, dtype: str | None):
+    if dtype is None:
+        return tree
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
 
 
 def _jsonable(obj):
