@@ -13,6 +13,12 @@ CPU mode, in one run:
    loader with its prefetch thread): median samples/s and ``data_wait_frac`` — the share of
    step time the loop waits for the next batch — over the steps after compilation.
 
+Estimate mode compiles the real pi0 train step for one device at batch 32 without allocating it
+and reads XLA's buffer plan: the state handed in plus the temporaries — the figure the trainer
+checks against the device before its first step. Measured here (CPU compiler, 2026-12-05):
+LoRA 28.8 GiB in one piece, 23.9 with 2 microbatches, 20.5 with 4 (goal < 20.95 GiB); the
+full fine-tune 77.3 GiB on one device (its state alone is 48 GiB: FSDP shards it).
+
 GPU mode trains real-size pi0 — full fine-tune (fp32 params, AdamW, EMA) and LoRA (openpi's
 adapters; frozen weights ride along) — on one prepared batch repeated, so the numbers are the
 model's own: steps/s, samples/s per device, MFU (model FLOPs per step — 3× XLA's count of the
@@ -107,7 +113,7 @@ def _trainer(
     per_device_batch: int,
     steps: int,
     abstract: bool,
-    microbatches: int = 1,
+    microbatches: int | None = None,
 ):
     """The Trainer as ``vlaops train`` builds it (model in host memory, state on the mesh), on
     one prepared batch; ``abstract``: from ``nnx.eval_shape``, nothing allocated."""
@@ -142,7 +148,11 @@ def _trainer(
 
 
 def step_rate(
-    train_config: str, model: str, per_device_batch: int, steps: int, microbatches: int = 1
+    train_config: str,
+    model: str,
+    per_device_batch: int,
+    steps: int,
+    microbatches: int | None = None,
 ) -> dict:
     """Steps/s, MFU and peak memory of one fine-tuning mode, timed over ``steps`` steady steps."""
     from vlaops.train import sharding
@@ -163,6 +173,7 @@ def step_rate(
     peak = trainer.peak_flops_per_device
     return {
         "mode": train_config.rsplit("_", 1)[-1],
+        "microbatches": trainer.microbatches,  # as given, or the fewest that fit the device
         "trainable": trainer.n_trainable,
         "compile_s": compile_s,
         "step_s": secs,
@@ -236,8 +247,8 @@ def estimate(args) -> None:
             flush=True,
         )
     print(
-        "goal: LoRA < 22.5 GB (20.95 GiB). micro: microbatches per step (--microbatches), same "
-        "batch. The full fine-tune shards its state over the node's GPUs with FSDP."
+        "goal: LoRA < 22.5 GB (20.95 GiB). micro: microbatches per step, same batch (the "
+        "trainer picks the fewest that fit). The full fine-tune shards its state with FSDP."
     )
 
 
@@ -266,19 +277,21 @@ def gpu(args) -> None:
         f"{args.steps} timed steps"
     )
     print(
-        f"| {'mode':<5} | {'trainable':>13} | {'compile s':>9} | {'step s':>7} "
+        f"| {'mode':<5} | {'micro':>5} | {'trainable':>13} | {'compile s':>9} | {'step s':>7} "
         f"| {'samples/s/dev':>13} | {'MFU':>6} | {'peak GiB':>8} |"
     )
-    print(f"|{'-' * 7}|{'-' * 15}|{'-' * 11}|{'-' * 9}|{'-' * 15}|{'-' * 8}|{'-' * 10}|")
+    print(f"|{'-' * 7}|{'-' * 7}|{'-' * 15}|{'-' * 11}|{'-' * 9}|{'-' * 15}|{'-' * 8}|{'-' * 10}|")
     for name, model in _models(args.model).items():
         r = step_rate(name, model, args.batch, args.steps, args.microbatches)
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "n/a"
         print(
-            f"| {r['mode']:<5} | {r['trainable']:>13,} | {r['compile_s']:>9.1f} | {r['step_s']:>7.3f} "
+            f"| {r['mode']:<5} | {r['microbatches']:>5} | {r['trainable']:>13,} "
+            f"| {r['compile_s']:>9.1f} | {r['step_s']:>7.3f} "
             f"| {r['samples_per_sec_per_device']:>13.1f} | {mfu:>6} | {r['peak_gib']:>8.2f} |",
             flush=True,
         )
     print("goals: MFU ≥ 40 % for the full fine-tune; LoRA peak < 22.5 GB (20.95 GiB)")
+    print("micro: microbatches per step, the fewest whose step fits the device unless given")
 
 
 if __name__ == "__main__":
@@ -291,7 +304,11 @@ if __name__ == "__main__":
     )
     p.add_argument("--model", default="pi0", help="pi0, or pi0_tiny to test the path on a CPU")
     p.add_argument("--batch", type=int, default=32, help="with --gpu/--estimate: batch per device")
-    p.add_argument("--microbatches", type=int, default=1, help="with --gpu: microbatches per step")
+    p.add_argument(
+        "--microbatches",
+        type=int,
+        help="with --gpu: microbatches per step (default: the fewest that fit the device)",
+    )
     p.add_argument("--steps", type=int, default=None, help="timed steps (debug run: its length)")
     a = p.parse_args()
     a.steps = a.steps or (5 if a.gpu else 40)

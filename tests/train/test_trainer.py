@@ -157,33 +157,45 @@ def test_frozen_weights_in_bf16_train_the_rest_and_resume_exactly(dataset, tmp_p
     assert _losses(str(tmp_path / "b") + ".jsonl") == _losses(str(tmp_path / "a") + ".jsonl")
 
 
-def test_microbatches_give_the_same_updates_as_one_batch(dataset, tmp_path):
-    """Gradients averaged over 4 microbatches of 2 rows equal one batch of 8 (a noise-free loss,
-    since each microbatch draws its own noise), so the loss sequences agree to float rounding."""
+def wide_loss(model, rng, batch):
+    """Noise-free (each microbatch would draw its own noise), with a [B, 256, 256] activation
+    so that the step's memory grows with the batch: 2.4 MB at 8 rows, 0.9 MB at 2."""
+    h = jax.nn.gelu(model.hidden(batch["state"]))
+    outer = jnp.einsum("bi,bj->bij", h, h)
+    fit = jnp.mean((model.out(h) - batch["actions"][:, 0]) ** 2)
+    return fit + 1e-6 * jnp.mean(jnp.tanh(outer))
 
-    def exact_loss(model, rng, batch):
-        return jnp.mean((model(batch["state"]) - batch["actions"][:, 0]) ** 2)
 
-    losses = {}
-    for n in (1, 4):
-        _trainer(dataset, tmp_path / str(n), loss=exact_loss, microbatches=n).run()
-        losses[n] = _losses(str(tmp_path / str(n)) + ".jsonl")
-    assert losses[1].keys() == losses[4].keys() == set(range(1, 9))
-    np.testing.assert_allclose(list(losses[4].values()), list(losses[1].values()), rtol=1e-5)
-    assert losses[1][8] < losses[1][1]  # it trained: the comparison is not between constants
+def test_microbatches_fit_the_device_and_give_the_same_updates(dataset, tmp_path):
+    """With room for ~1.2 MB the trainer settles on 4 microbatches of 2 rows on its own, and
+    their averaged gradients train exactly like one batch of 8 (to float rounding)."""
+    whole = _trainer(dataset, tmp_path / "whole", loss=wide_loss, microbatches=1)
+    whole.run()
+    auto = _trainer(dataset, tmp_path / "auto", loss=wide_loss)
+    auto.device_memory = 1_200_000
+    auto.run()
+    assert (whole.microbatches, auto.microbatches) == (1, 4)
+    losses = [_losses(str(tmp_path / name) + ".jsonl") for name in ("whole", "auto")]
+    assert losses[0].keys() == losses[1].keys() == set(range(1, 9))
+    np.testing.assert_allclose(list(losses[1].values()), list(losses[0].values()), rtol=1e-5)
+    assert losses[0][8] < losses[0][1]  # it trained: the comparison is not between constants
+
+
+def test_a_step_too_big_for_the_device_is_refused_before_it_runs(dataset, tmp_path):
+    fixed = _trainer(dataset, tmp_path / "fixed", loss=wide_loss, microbatches=1)
+    fixed.device_memory = 1_200_000
+    with pytest.raises(VlaopsError, match=r"needs 0\.\d+ GiB .* --microbatches 2"):
+        fixed.run()
+    auto = _trainer(dataset, tmp_path / "auto", loss=wide_loss)
+    auto.device_memory = 100_000  # less than the state itself
+    with pytest.raises(VlaopsError, match="at 8 microbatch.* batch size 8 splits no further"):
+        auto.run()
+    assert not list(tmp_path.glob("*/[0-9]*"))  # stopped before any step or checkpoint
 
 
 def test_a_batch_that_does_not_split_into_microbatches_is_refused(dataset, tmp_path):
     with pytest.raises(VlaopsError, match="batch size 8 does not split into 3 microbatch"):
         _trainer(dataset, tmp_path / "x", microbatches=3).run()
-
-
-def test_a_step_too_big_for_the_device_is_refused_before_it_runs(dataset, tmp_path):
-    t = _trainer(dataset, tmp_path / "big")
-    t.device_memory = 64 * 1024  # the stand-in's step needs more than 64 KiB
-    with pytest.raises(VlaopsError, match=r"needs 0\.\d+ GiB .* --microbatches 2"):
-        t.run()
-    assert not any((tmp_path / "big").glob("[0-9]*"))  # stopped before any step or checkpoint
 
 
 def test_sigterm_saves_and_stops(dataset, tmp_path):

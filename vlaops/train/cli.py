@@ -45,7 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--microbatches",
         type=int,
         help="run each batch as N sequential microbatches (gradients averaged): the same "
-        "batch in ~1/N of the activation memory, e.g. 4 for pi0 LoRA on a 24 GB GPU",
+        "batch in ~1/N of the activation memory (default: the fewest whose step fits the GPU)",
     )
     p.add_argument(
         "--base-checkpoint", help="openpi params/ checkpoint to start from (e.g. pi0_base)"

@@ -71,10 +71,10 @@ class OptimizerConfig:
 class TrainerConfig:
     steps: int = 30_000
     batch_size: int = 32  # global, over all processes
-    # Each batch is run as this many sequential microbatches whose gradients are averaged: the
+    # Each batch runs as this many sequential microbatches whose gradients are averaged: the
     # same update (up to float rounding and per-microbatch noise draws) in ~1/N of the
-    # activation memory. 4 puts pi0 LoRA at batch 32 on a 24 GB GPU.
-    microbatches: int = 1
+    # activation memory. None: the fewest (1, 2, 4…) whose step fits the device, by XLA's plan.
+    microbatches: int | None = None
     seed: int = 42
     optimizer: OptimizerConfig = OptimizerConfig()
     ema_decay: float | None = 0.99  # None: no EMA (openpi turns it off for LoRA)
@@ -128,11 +128,8 @@ class Trainer:
         much memory it needs without allocating any of it."""
         cfg = self.config
         self.mesh = sharding.make_mesh(cfg.fsdp)
-        if cfg.batch_size % (jax.device_count() * cfg.microbatches):
-            raise VlaopsError(
-                f"batch size {cfg.batch_size} does not split into {cfg.microbatches} "
-                f"microbatch(es) on each of {jax.device_count()} device(s)"
-            )
+        self.microbatches = cfg.microbatches or 1
+        self._check_split(self.microbatches)
         # trainable params get gradients, optimizer state and EMA; frozen ones ride along unchanged
         self.graphdef, trainable, frozen, self.rest = nnx.split(
             self.model, self.trainable, nnx.Param, ...
@@ -189,9 +186,20 @@ class Trainer:
         else:
             self.state = self.abstract_state
         self.n_trainable = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(trainable))
-        self._step_fn = jax.jit(
+        self._step_fn = self._jit_step()
+
+    def _jit_step(self):
+        """The step as a fresh jitted function: it is traced with ``self.microbatches``."""
+        return jax.jit(
             self._train_step, donate_argnums=0, out_shardings=(self.state_shardings, None)
         )
+
+    def _check_split(self, n: int) -> None:
+        if self.config.batch_size % (jax.device_count() * n):
+            raise VlaopsError(
+                f"batch size {self.config.batch_size} does not split into {n} "
+                f"microbatch(es) on each of {jax.device_count()} device(s)"
+            )
 
     def _loss(self, trainable, state: dict, batch: dict, micro=None):
         rng = jax.random.fold_in(jax.random.wrap_key_data(state["rng"]), state["step"])
@@ -203,7 +211,7 @@ class Trainer:
     def _loss_and_grads(self, state: dict, batch: dict):
         """Loss and gradients of the batch, in ``microbatches`` sequential pieces when asked.
         Microbatch i takes rows i, i+n, i+2n… so every device keeps working on its own rows."""
-        n = self.config.microbatches
+        n = self.microbatches
         if n == 1:
             return jax.value_and_grad(self._loss)(state["params"], state, batch)
         split = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(-1, n, *x.shape[1:]), 0, 1), batch)
@@ -358,11 +366,11 @@ class Trainer:
         return last
 
     def _compile(self, batch):
-        """The train step compiled once for this batch's shapes, and the model FLOPs per step and
-        device behind the MFU estimate: 3× the forward pass as XLA counts it (forward + backward,
-        the usual convention), so recomputation under remat does not count as useful work."""
-        compiled = self._step_fn.lower(self.state, batch).compile()
-        self._check_memory(compiled)
+        """The train step compiled once for this batch's shapes — with the fewest microbatches
+        that fit the device when ``microbatches`` is None — and the model FLOPs per step and
+        device behind the MFU estimate: 3× the forward pass as XLA counts it (forward +
+        backward, the usual convention), so recomputation under remat does not count as work."""
+        compiled = self._fit_step(batch)
         forward = jax.jit(self._loss).lower(self.state["params"], self.state, batch)
         cost = forward.cost_analysis()
         cost = cost[0] if isinstance(cost, list | tuple) else cost
@@ -379,23 +387,41 @@ class Trainer:
         )
         return compiled
 
-    def _check_memory(self, compiled) -> None:
-        """Refuse a step that cannot fit, before the first step runs out of memory halfway: XLA's
-        plan (the state it is handed + its temporaries) against what the device offers."""
-        need = step_memory(compiled)
+    def _fit_step(self, batch):
+        """Compile the step; while XLA's plan (the state it is handed + its temporaries) needs
+        more than the device offers, split the batch into twice the microbatches — or, when
+        the count was given, stop with the numbers before a step runs out of memory halfway."""
+        cfg = self.config
         limit = self.device_memory
         if limit is None:
             limit = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
-        if need is None or not limit:
-            return
-        log.info("train step: %.2f GiB per device of %.2f GiB", need / 2**30, limit / 2**30)
-        if need > limit:
-            cfg = self.config
-            raise VlaopsError(
-                f"the train step needs {need / 2**30:.2f} GiB per device and the device has "
-                f"{limit / 2**30:.2f} GiB: split the batch with --microbatches "
-                f"{2 * cfg.microbatches}, or lower --batch-size (now {cfg.batch_size})"
+        while True:
+            compiled = self._step_fn.lower(self.state, batch).compile()
+            need = step_memory(compiled)
+            if need is None or not limit or need <= limit:
+                if need and limit:
+                    log.info(
+                        "train step: %d microbatch(es), %.2f GiB per device of %.2f GiB",
+                        self.microbatches,
+                        need / 2**30,
+                        limit / 2**30,
+                    )
+                return compiled
+            n = 2 * self.microbatches
+            too_big = (
+                f"the train step needs {need / 2**30:.2f} GiB per device at "
+                f"{self.microbatches} microbatch(es) and the device has {limit / 2**30:.2f} GiB"
             )
+            if cfg.microbatches is not None:
+                raise VlaopsError(
+                    f"{too_big}: split the batch with --microbatches {n}, or lower --batch-size "
+                    f"(now {cfg.batch_size})"
+                )
+            if cfg.batch_size % (jax.device_count() * n):
+                raise VlaopsError(f"{too_big}, and batch size {cfg.batch_size} splits no further")
+            log.warning("%s: trying %d microbatches", too_big, n)
+            self.microbatches = n
+            self._step_fn = self._jit_step()
 
     def _log(self, m: dict) -> None:
         if jax.process_index() != 0:
