@@ -17,7 +17,8 @@ Estimate mode compiles the real pi0 train step for one device at batch 32 withou
 and reads XLA's buffer plan: the state handed in plus the temporaries — the figure the trainer
 checks against the device before its first step. Measured here (CPU compiler, 2026-12-05):
 LoRA 28.8 GiB in one piece, 23.9 with 2 microbatches, 20.5 with 4 (goal < 20.95 GiB); the
-full fine-tune 77.3 GiB on one device (its state alone is 48 GiB: FSDP shards it).
+full fine-tune 77.3 GiB on one device (its state alone is 48 GiB), 23.5 GiB a device when FSDP
+shards it over 8 (``XLA_FLAGS=--xla_force_host_platform_device_count=8``: 8 CPU devices).
 
 GPU mode trains real-size pi0 — full fine-tune (fp32 params, AdamW, EMA) and LoRA (openpi's
 adapters; frozen weights ride along) — on one prepared batch repeated, so the numbers are the
@@ -201,8 +202,12 @@ def memory_estimate(
     t0 = time.perf_counter()
     compiled = trainer._step_fn.lower(trainer.state, batch).compile()
     m, gib = compiled.memory_analysis(), 2**30
-    by_part = {
-        k: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(trainer.state[k])) / gib
+    by_part = {  # what one device holds of each: its shard
+        k: sum(
+            np.prod(x.sharding.shard_shape(x.shape)) * x.dtype.itemsize
+            for x in jax.tree.leaves(trainer.state[k])
+        )
+        / gib
         for k in ("params", "frozen", "opt_state", "ema")
     }
     return {
@@ -227,7 +232,8 @@ def _models(model: str) -> dict[str, str]:
 def estimate(args) -> None:
     print(
         f"{args.model}: device memory of one train step at batch {args.batch} per device, "
-        f"{jax.device_count()} device(s), from XLA's compiled step (nothing allocated)"
+        f"{jax.device_count()} device(s), from XLA's compiled step (nothing allocated); "
+        "GiB per device"
     )
     cols = ("params", "frozen", "opt_state", "ema", "arguments", "temporaries", "total")
     print(

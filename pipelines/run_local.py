@@ -3,7 +3,7 @@
     make run-local          # a few minutes on 2 cores the first time; a re-run reuses cached steps
 
 Runs the component definitions the cluster runs (kfp.local's SubprocessRunner, this venv):
-scripted sim demos → LeRobot dataset → norm stats → ``debug`` training (pi0_tiny) → evaluation of
+scripted sim demos → LeRobot dataset → norm stats → ``debug_lora`` training (pi0_tiny, LoRA) → evaluation of
 the checkpoint in the sim → export to a local model repository → deploy. Before the pipeline starts,
 a real Triton server starts on that (still empty) repository and polls it; deploy waits until Triton
 has loaded the new version and sends it a smoke inference — the cluster's rollout without the
@@ -21,7 +21,8 @@ from pipelines.finetune import finetune
 
 
 def params(root: Path, triton_grpc: str) -> dict:
-    """Tiny settings: 4 demos, 30 ``debug`` steps, 2 evaluation episodes, every version deployed."""
+    """Tiny settings: 4 demos, 30 ``debug`` steps (pi0_tiny, in the pipeline's default LoRA mode:
+    ``debug_lora``), 2 evaluation episodes, every version deployed."""
     return {
         "sim_task": "transfer_cube",
         "demo_episodes": 4,

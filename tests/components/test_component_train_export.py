@@ -52,7 +52,7 @@ def test_train_then_export_a_new_version(tmp_path, monkeypatch):
     dataset, stats = _inputs(tmp_path)
     outs = _train(tmp_path, dataset, stats)
     pointer = json.loads(Path(outs["checkpoint"].path).read_text())
-    assert pointer == {"uri": str(tmp_path / "ckpt" / "4"), "config": "debug", "step": 4}
+    assert pointer == {"uri": str(tmp_path / "ckpt" / "4"), "config": "debug_lora", "step": 4}
     assert outs["checkpoint"].metadata == pointer
     assert outs["metrics"].metadata["step"] == 4 and outs["metrics"].metadata["loss"] > 0
     assert "data:image/png;base64," in Path(outs["loss_curve"].path).read_text()

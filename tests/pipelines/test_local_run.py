@@ -78,14 +78,18 @@ STEPS = {
 
 @pytest.mark.slow
 def test_run_local_whole_pipeline_then_a_cached_rerun(tmp_path):
-    """``make run-local``'s path: sim demos → … → debug training → evaluation → export → deploy to
+    """``make run-local``'s path: sim demos → … → debug LoRA training → evaluation → export → deploy to
     a real local Triton with a smoke inference; the re-run redoes only the deploy."""
     result = run_local.run(tmp_path)
     print("\n" + local.table(result["seconds"], result["status"]))
     assert result["status"] == dict.fromkeys(STEPS, "SUCCESS")
 
     pointer = json.loads(_artifact(tmp_path, "train", "checkpoint").read_text())
-    assert pointer == {"uri": str(tmp_path / "checkpoints" / "30"), "config": "debug", "step": 30}
+    assert pointer == {
+        "uri": str(tmp_path / "checkpoints" / "30"),
+        "config": "debug_lora",
+        "step": 30,
+    }
     train_metrics = json.loads(_artifact(tmp_path, "train", "metrics").read_text())
     assert train_metrics["step"] == 30 and train_metrics["loss"] > 0
     assert "data:image/png;base64," in _artifact(tmp_path, "train", "loss_curve").read_text()

@@ -13,7 +13,8 @@ from vlaops.train import config
         ("pi0_aloha_sim", "full", "pi0_aloha_sim_full"),
         ("pi0_aloha_sim_full", "full", "pi0_aloha_sim_full"),
         ("pi0_aloha_sim_full", "", "pi0_aloha_sim_full"),
-        ("debug", "lora", "debug"),  # no LoRA variant: the config as it is
+        ("debug", "lora", "debug_lora"),
+        ("debug", "full", "debug"),  # no _full variant: the config as it is
     ],
 )
 def test_resolve(name, mode, expected):

@@ -20,9 +20,9 @@ def dataset(tmp_path_factory):
     return tmp
 
 
-def _debug_args(dataset, ckpt, cache, steps: int) -> list[str]:
+def _debug_args(dataset, ckpt, cache, steps: int, config: str = "debug") -> list[str]:
     return [
-        *("train", "--config", "debug", "--dataset", str(dataset / "ds")),
+        *("train", "--config", config, "--dataset", str(dataset / "ds")),
         *("--norm-stats", str(dataset / "ns.json"), "--checkpoint-dir", str(ckpt)),
         *("--cache-dir", str(cache), "--steps", str(steps)),
     ]
@@ -148,3 +148,37 @@ def test_two_processes_train_like_one_with_as_many_devices(dataset, tmp_path, fr
     np.testing.assert_allclose([r["loss"] for r in multi], [r["loss"] for r in single], rtol=2e-3)
     assert checkpoint.manager(str(tmp_path / "two")).latest_step() == 4
     assert json.loads(checkpoint.read_assets(str(tmp_path / "two" / "4"))["config.json"])
+
+
+@pytest.mark.slow
+def test_lora_run_keeps_its_base_frozen_in_bf16_and_exports_merged(dataset, tmp_path):
+    """``debug_lora``: only adapters (and the parts openpi trains with them) change, the frozen
+    LLM weights are stored in bf16 exactly as they started, and export folds the adapters in."""
+    from flax import nnx
+
+    from vlaops.model import weights
+    from vlaops.model.config import get_config
+    from vlaops.model.pi0 import Pi0
+    from vlaops.serve import export, policy
+
+    assert main(_debug_args(dataset, tmp_path / "run", tmp_path / "cache", 4, "debug_lora")) == 0
+    saved = weights.flatten(weights.load(str(tmp_path / "run" / "4" / "params")))
+    start = weights.flatten(
+        nnx.state(Pi0(get_config("pi0_tiny_lora"), nnx.Rngs(42)), nnx.Param).to_pure_dict()
+    )
+    adapters = [k for k in saved if "lora" in str(k[-1])]
+    frozen = [k for k in saved if "llm" in map(str, k) and k not in adapters]
+    assert adapters and frozen
+    for k in frozen:
+        assert saved[k].dtype == np.dtype("bfloat16"), k
+        np.testing.assert_array_equal(saved[k], np.asarray(start[k]).astype(saved[k].dtype))
+    assert all(saved[k].dtype == np.float32 for k in adapters)
+    assert any(not np.array_equal(saved[k], start[k]) for k in adapters)  # the adapters trained
+
+    version = export.export(str(tmp_path / "run"), str(tmp_path / "repo"), "pi0")
+    served = weights.flatten(weights.load(str(tmp_path / "repo" / "pi0" / str(version) / "params")))
+    assert not [k for k in served if "lora" in str(k[-1])]  # merged away
+    obs = {"images": {}, "state": np.zeros(14, np.float32), "prompt": "pick up the cube"}
+    actions = policy.load(tmp_path / "repo" / "pi0" / str(version)).infer(obs)["actions"]
+    horizon = get_config("pi0_tiny_lora").action_horizon
+    assert actions.shape == (horizon, 14) and np.isfinite(actions).all()

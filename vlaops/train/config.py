@@ -1,6 +1,7 @@
 """Training configurations: the model, the data transforms and the optimizer, by name.
 
     vlaops train --config debug ...                 # pi0_tiny on a CPU: seconds per step
+    vlaops train --config debug_lora ...            # the same with LoRA adapters, the base frozen
     vlaops train --config pi0_aloha_sim_lora ...    # openpi's low-memory setup, ALOHA sim cameras
     vlaops train --config pi0_aloha_sim_full ...    # full fine-tune with EMA, FSDP over the node's GPUs
 
@@ -94,6 +95,15 @@ CONFIGS = {
         _aloha_data("pi0_lora"),
     ),
 }
+
+
+# LoRA's path (adapters, a bf16 frozen base, no EMA) on pi0_tiny, on a CPU in seconds
+CONFIGS["debug_lora"] = dataclasses.replace(
+    CONFIGS["debug"],
+    name="debug_lora",
+    model="pi0_tiny_lora",
+    trainer=dataclasses.replace(CONFIGS["debug"].trainer, ema_decay=None, frozen_dtype="bfloat16"),
+)
 
 
 def get(name: str) -> TrainConfig:
