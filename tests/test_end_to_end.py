@@ -91,3 +91,10 @@ def test_demos_to_served_policy(tmp_path, free_ports, capsys):
         run("infer", "--server", srv.grpc_url, "--repeat", "2")
         assert "actions (10, 14)" in capsys.readouterr().out
         assert TritonPolicy(srv.grpc_url).metadata["cameras"] == ["top"]
+        # a recorded frame of the training data, next to the action recorded there
+        ds = str(tmp_path / "ds")
+        run("infer", "--server", srv.grpc_url, "--dataset", ds, "--episode", "1", "--frame", "5")
+        out = capsys.readouterr().out
+        assert "actions (10, 14)" in out and "recorded action at episode 1, frame 5" in out
+        assert main(["infer", "--server", srv.grpc_url, "--dataset", ds, "--episode", "7"]) == 2
+        assert "no episode 7 (episodes 0..1)" in capsys.readouterr().err

@@ -80,6 +80,29 @@ def test_aloha_round_trip_through_lerobot(tmp_path, workers):
                 assert err < VIDEO_TOLERANCE, (e, t, cam, err)
 
 
+def test_one_recorded_frame_as_a_robot_observation(tmp_path):
+    """What ``vlaops infer --dataset`` sends: one frame's cameras (uint8 H×W×3), state and task
+    as a robot would, with the action recorded at that frame."""
+    (tmp_path / "raw").mkdir()
+    written = [
+        aloha_episode(tmp_path / "raw" / f"episode_{i}.hdf5", n, ("cam_high",), seed=i)
+        for i, n in enumerate((12, 16))
+    ]
+    out = tmp_path / "ds"
+    convert(str(tmp_path / "raw"), "aloha-hdf5", str(out), repo_id="t/a", fps=50, task="fold")
+    obs, action = lerobot_io.observation(out, 1, 7)
+    np.testing.assert_array_equal(obs["state"], written[1]["qpos"][7])
+    np.testing.assert_array_equal(action, written[1]["action"][7])
+    image = obs["images"]["cam_high"]
+    assert image.dtype == np.uint8 and image.shape == (48, 64, 3) and obs["prompt"] == "fold"
+    err = np.abs(image.astype(float) - written[1]["images/cam_high"][7]).mean()
+    assert err < VIDEO_TOLERANCE, err
+    with pytest.raises(VlaopsError, match=r"no episode 5 \(episodes 0\.\.1\)"):
+        lerobot_io.observation(out, 5, 0)
+    with pytest.raises(VlaopsError, match="episode 1 has 16 frames, no frame 16"):
+        lerobot_io.observation(out, 1, 16)
+
+
 @pytest.mark.slow
 def test_jpeg_compressed_aloha(tmp_path):
     src = tmp_path / "raw"

@@ -136,6 +136,50 @@ def open_dataset(root: Path | str, repo_id: str | None = None, **kwargs):
     return LeRobotDataset(repo_id or Path(root).name, root=root, **kwargs)
 
 
+def local_copy(uri: str, cache_dir: Path) -> Path:
+    """A local dataset folder for ``uri``: the path itself when local, else a copy in
+    ``cache_dir`` (made once). Either must be a LeRobot dataset (``meta/info.json``)."""
+    from vlaops import storage
+    from vlaops.errors import VlaopsError
+
+    if not storage.is_remote(uri):
+        path = storage.local_path(uri)
+        if not (path / "meta/info.json").exists():
+            raise VlaopsError(f"--dataset {uri}: not a LeRobot dataset (no meta/info.json)")
+        return path
+    target = Path(cache_dir) / uri.split("://", 1)[1].replace("/", "_")
+    if not (target / "meta/info.json").exists():
+        if not storage.exists(storage.join(uri, "meta/info.json")):
+            raise VlaopsError(f"--dataset {uri}: not a LeRobot dataset (no meta/info.json)")
+        storage.copy(uri, str(target))
+    return target
+
+
+def observation(root: Path, episode: int, frame: int) -> tuple[dict, np.ndarray]:
+    """One frame of an episode as a robot sends it — ``{"images": {camera: uint8 H×W×3},
+    "state", "prompt"}`` — and the action recorded there."""
+    from vlaops.errors import VlaopsError
+
+    ds = open_dataset(root)
+    episodes = as_numpy(ds.hf_dataset["episode_index"])
+    rows = np.flatnonzero(episodes == episode)
+    if not len(rows):
+        raise VlaopsError(
+            f"{root}: no episode {episode} (episodes {int(episodes.min())}..{int(episodes.max())})"
+        )
+    if not 0 <= frame < len(rows):
+        raise VlaopsError(f"{root}: episode {episode} has {len(rows)} frames, no frame {frame}")
+    item = ds[int(rows[frame])]
+    prefix = image_key("")
+    images = {
+        k[len(prefix) :]: (as_numpy(v).transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        for k, v in item.items()
+        if k.startswith(prefix)
+    }
+    obs = {"images": images, "state": as_numpy(item[STATE]), "prompt": item.get("task", "")}
+    return obs, as_numpy(item[ACTION])
+
+
 def frame_count(video: Path) -> int:
     """Frames in a video file, from its container metadata (no decoding)."""
     import av

@@ -33,18 +33,31 @@ def configure(p: argparse.ArgumentParser) -> None:
         "examples:\n"
         "  vlaops infer --server 127.0.0.1:8001                 # gRPC, random observation\n"
         "  vlaops infer --server http://127.0.0.1:8000 --model-name pi0 --prompt 'fold the towel'\n"
+        "  vlaops infer --server 127.0.0.1:8001 --dataset gs://data/transfer_cube --episode 3 --frame 120\n"
     )
     p.add_argument("--server", required=True, help="HOST:PORT (gRPC) or http://HOST:PORT")
     p.add_argument("--model-name", default="pi0")
-    p.add_argument("--prompt", default="do the task")
+    p.add_argument(
+        "--prompt", help="the task (default: the dataset frame's task, or 'do the task')"
+    )
     p.add_argument("--image-size", default="480x640", help="HxW of the random camera frames")
+    p.add_argument(
+        "--dataset", help="send a recorded frame instead: a LeRobot dataset (path or gs://)"
+    )
+    p.add_argument("--episode", type=int, default=0, help="with --dataset: the episode index")
+    p.add_argument("--frame", type=int, default=0, help="with --dataset: the frame in the episode")
     p.add_argument("--repeat", type=int, default=5, help="requests to time (the first warms up)")
 
 
 def run(args: argparse.Namespace) -> None:
     policy = TritonPolicy(args.server, args.model_name)
-    h, w = (int(v) for v in args.image_size.split("x"))
-    obs = random_observation(policy.metadata, args.prompt, (h, w))
+    recorded = None
+    if args.dataset:
+        obs, recorded = dataset_observation(args.dataset, args.episode, args.frame, policy.metadata)
+        obs["prompt"] = args.prompt or obs["prompt"]
+    else:
+        h, w = (int(v) for v in args.image_size.split("x"))
+        obs = random_observation(policy.metadata, args.prompt or "do the task", (h, w))
     times = []
     for _ in range(max(1, args.repeat)):
         t0 = time.perf_counter()
@@ -53,10 +66,39 @@ def run(args: argparse.Namespace) -> None:
     np.set_printoptions(precision=3, suppress=True, linewidth=120)
     print(f"model {args.model_name} on {args.server}: actions {actions.shape}")
     print(actions[: min(5, len(actions))])
+    if recorded is not None:
+        print(f"recorded action at episode {args.episode}, frame {args.frame}:")
+        print(recorded[None])
     steady = times[1:] or times
     print(
         f"latency: first {times[0]:.1f} ms, then p50 {np.median(steady):.1f} ms over {len(steady)} requests"
     )
+
+
+def dataset_observation(
+    uri: str, episode: int, frame: int, metadata: dict
+) -> tuple[dict, np.ndarray]:
+    """A recorded frame (cameras, state, task) shaped for the served model, and the recorded
+    action. The dataset must be of the robot the model was trained for: its cameras and state."""
+    import tempfile
+    from pathlib import Path
+
+    from vlaops.data import lerobot_io
+
+    root = lerobot_io.local_copy(uri, Path(tempfile.gettempdir()) / "vlaops-infer")
+    obs, action = lerobot_io.observation(root, episode, frame)
+    missing = [c for c in metadata["cameras"] if c not in obs["images"]]
+    if missing:
+        raise VlaopsError(
+            f"{uri} has cameras {sorted(obs['images'])}; the model takes {metadata['cameras']} "
+            f"(missing {missing})"
+        )
+    if len(obs["state"]) != metadata["state_dim"]:
+        raise VlaopsError(
+            f"{uri}: state has {len(obs['state'])} dims; the model takes {metadata['state_dim']}"
+        )
+    obs["images"] = {c: obs["images"][c] for c in metadata["cameras"]}
+    return obs, action
 
 
 def random_observation(

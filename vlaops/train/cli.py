@@ -112,7 +112,7 @@ def train(
     import jax
     from flax import nnx
 
-    from vlaops.data import frame_cache, norm_stats, transforms
+    from vlaops.data import frame_cache, lerobot_io, norm_stats, transforms
     from vlaops.data.loader import DatasetArrays, Loader
     from vlaops.model import weights
     from vlaops.model.pi0 import Pi0
@@ -130,7 +130,7 @@ def train(
             f"{checkpoint_dir} already holds checkpoints: pass --resume to continue, or use another dir"
         )
     stats = norm_stats.load(norm_stats_uri)
-    local = _local_dataset(dataset, cache_dir)
+    local = lerobot_io.local_copy(dataset, cache_dir / "datasets")
     arrays = DatasetArrays.load(local)
     model_cfg = cfg.model_config
     for name, dim in (
@@ -263,18 +263,3 @@ def _add_validation(trainer, val_loader, loss_fn, every: int) -> None:
         trainer._log({"step": step, "val_loss": metrics["val_loss"]})
 
     trainer.add_hook(hook, every)
-
-
-def _local_dataset(uri: str, cache_dir: Path) -> Path:
-    """A local copy of the dataset (the path itself when already local)."""
-    if not storage.is_remote(uri):
-        path = storage.local_path(uri)
-        if not (path / "meta/info.json").exists():
-            raise VlaopsError(f"--dataset {uri}: not a LeRobot dataset (no meta/info.json)")
-        return path
-    target = cache_dir / "datasets" / uri.split("://", 1)[1].replace("/", "_")
-    if not (target / "meta/info.json").exists():
-        if not storage.exists(storage.join(uri, "meta/info.json")):
-            raise VlaopsError(f"--dataset {uri}: not a LeRobot dataset (no meta/info.json)")
-        storage.copy(uri, str(target))
-    return target
