@@ -3,6 +3,7 @@
     .venv/bin/python bench/serve.py                       # pi0_tiny on CPU, ~1.5 min on 2 cores
     .venv/bin/python bench/serve.py --requests 200
     .venv/bin/python bench/serve.py --max-queue-delay-us 2000   # the batcher holding requests back
+    python bench/serve.py --model pi0 --max-batch-size 4        # GPU: real-size pi0 (zero weights)
 
 Exports a freshly initialised pi0_tiny as a model repository, starts the real Triton on it, and
 sends 3-camera 480×640 observations at concurrency 1, 4 and 16 through: the policy in this process
@@ -14,11 +15,16 @@ concurrency 1 (goal ≤ 2 ms). On a shared 2-core machine, run it twice: p99 is 
 """
 
 import argparse
+import os
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+# The policy in this process and the one in Triton's stub share the GPU: neither may take 75% of it.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax
 import numpy as np
 from flax import nnx
 
@@ -38,26 +44,36 @@ CAMS = {
 }
 
 
-def make_repository(tmp: Path, cfg: repository.ServingConfig) -> Path:
-    model = Pi0(get_config("pi0_tiny"), nnx.Rngs(0))
+def make_repository(tmp: Path, cfg: repository.ServingConfig, model: str = "pi0_tiny") -> Path:
+    """A training checkpoint of ``model`` exported as a repository. pi0_tiny is randomly
+    initialised; a real-size model gets zero weights (latency does not depend on the values, and
+    3B random numbers take minutes to draw and write)."""
+    import dataclasses
+
+    model_cfg = get_config(model)
+    if model == "pi0_tiny":
+        params = nnx.state(Pi0(model_cfg, nnx.Rngs(0)), nnx.Param).to_pure_dict()
+    else:
+        shapes = nnx.state(nnx.eval_shape(lambda: Pi0(model_cfg, nnx.Rngs(0))), nnx.Param)
+        params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes.to_pure_dict())
     stats = {
         "norm_stats": {
             k: {"mean": [0.0] * 14, "std": [1.0] * 14, "q01": [-1] * 14, "q99": [1] * 14}
             for k in ("state", "actions")
         }
     }
-    import dataclasses
-
-    data = dataclasses.asdict(LoaderConfig(action_horizon=10, image_size=56)) | {"cameras": CAMS}
+    size = 56 if model == "pi0_tiny" else model_cfg.siglip.image_size
+    horizon = 10 if model == "pi0_tiny" else model_cfg.action_horizon
+    data = dataclasses.asdict(LoaderConfig(action_horizon=horizon, image_size=size))
     mgr = checkpoint.manager(str(tmp / "ckpt"))
     checkpoint.save(
         mgr,
         1,
-        nnx.state(model, nnx.Param).to_pure_dict(),
+        params,
         {"step": np.int32(1)},
         stats,
         "bench",
-        {"model": "pi0_tiny", "data": data, "tokenizer": "bytes"},
+        {"model": model, "data": data | {"cameras": CAMS}, "tokenizer": "bytes"},
     )
     export.export(str(tmp / "ckpt"), str(tmp / "repo"), "pi0", cfg=cfg)
     return tmp / "repo"
@@ -141,6 +157,13 @@ def openpi_client(port: int, size: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--requests", type=int, default=96)
+    p.add_argument("--model", default="pi0_tiny", help="pi0_tiny (CPU), or pi0 on a GPU")
+    p.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=repository.ServingConfig.max_batch_size,
+        help="Triton's max_batch_size (the stub compiles every batch size up to it at start)",
+    )
     p.add_argument(
         "--max-queue-delay-us",
         type=int,
@@ -150,9 +173,10 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="vlaops-bench-") as tmp:
         tmp = Path(tmp)
-        repo = make_repository(
-            tmp, repository.ServingConfig(max_queue_delay_us=args.max_queue_delay_us)
+        serving = repository.ServingConfig(
+            max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us
         )
+        repo = make_repository(tmp, serving, args.model)
         local = policy.load(repo / "pi0" / "1")
         gil = threading.Lock()
 
@@ -165,7 +189,15 @@ def main() -> None:
 
         with (
             Server(
-                str(repo), 18300, 18301, 18302, log_file=str(tmp / "triton.log"), exit_timeout=5
+                str(repo),
+                18300,
+                18301,
+                18302,
+                log_file=str(tmp / "triton.log"),
+                exit_timeout=5,
+                startup_timeout=300
+                if args.model == "pi0_tiny"
+                else 1200,  # compiles per batch size
             ) as srv,
             Bridge(TritonPolicy(srv.grpc_url, "pi0")) as bridge,
         ):
@@ -188,7 +220,10 @@ def main() -> None:
                     batch = (after[0] - before[0]) / max(1, after[1] - before[1])
                     rows[(name, c)] += (f"{batch:.1f}" if name != "in-process" else "-",)
             pair = paired(in_process(), TritonPolicy(srv.grpc_url, "pi0").infer, args.requests)
-    print(f"\npi0_tiny, 3 cameras 480×640, CPU, max_queue_delay_us={args.max_queue_delay_us}")
+    device = jax.devices()[0].device_kind
+    print(
+        f"\n{args.model}, 3 cameras 480×640, {device}, max_queue_delay_us={args.max_queue_delay_us}"
+    )
     print(
         f"| {'path':<26} | {'conc.':>5} | {'p50 ms':>8} | {'p99 ms':>8} | {'req/s':>7} | {'batch':>5} |"
     )
@@ -215,3 +250,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    import gc
+
+    gc.collect()  # close the gRPC clients while grpc is still importable (no noise at exit)

@@ -6,6 +6,8 @@ output must equal the raw state (unnormalize ∘ normalize), proving the two sid
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,24 @@ def test_metadata_lists_the_robot_cameras():
         "action_dim": 3,
         "action_horizon": 4,
     }
+
+
+@pytest.mark.parametrize(
+    ("env", "groups", "fraction"),
+    [
+        ({}, [{"kind": "KIND_GPU", "count": 2}], "0.450"),  # two stubs on a GPU: 45% each
+        ({}, [{"kind": "KIND_GPU", "count": 1}], "0.900"),
+        ({}, None, "0.900"),
+        ({"XLA_PYTHON_CLIENT_MEM_FRACTION": "0.3"}, [{"count": 4}], "0.3"),  # the chart's env wins
+        ({"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}, [{"count": 4}], None),
+    ],
+)
+def test_model_instances_share_the_gpu_memory(monkeypatch, env, groups, fraction):
+    from vlaops.serve.backend import share_gpu_memory
+
+    for k in ("XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    share_gpu_memory({"instance_group": groups} if groups is not None else {})
+    assert os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION") == fraction

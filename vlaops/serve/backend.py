@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -32,6 +33,16 @@ def load_policy(version_dir: Path):
         sys.path.insert(0, str(version_dir))
     module, _, name = spec["factory"].partition(":")
     return getattr(importlib.import_module(module), name)(version_dir), spec["metadata"]
+
+
+def share_gpu_memory(model_config: dict) -> None:
+    """Each model instance is a stub process with its own JAX, and JAX takes 75% of a GPU by
+    default: two instances on one GPU would not both start. Split 90% between the instances a
+    GPU runs, unless the environment already says how JAX should allocate."""
+    if {"XLA_PYTHON_CLIENT_MEM_FRACTION", "XLA_PYTHON_CLIENT_PREALLOCATE"} & set(os.environ):
+        return
+    count = max(int(g.get("count", 1)) for g in model_config.get("instance_group") or [{}])
+    os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / max(count, 1):.3f}"
 
 
 def decode_request(inputs: dict[str, np.ndarray | None], metadata: dict) -> list[dict]:
@@ -86,10 +97,12 @@ class TritonPythonModel:
 
         self.pb = pb_utils
         version_dir = Path(args["model_repository"]) / args["model_version"]
+        model_config = json.loads(args["model_config"])
+        share_gpu_memory(model_config)  # before the policy starts JAX
         self.policy, self.metadata = load_policy(version_dir)
         self.names = [f"image_{c}" for c in self.metadata["cameras"]] + ["state", "prompt"]
         # Compile every batch size the dynamic batcher can form now, not on a robot's request.
-        max_batch = int(json.loads(args["model_config"]).get("max_batch_size", 1))
+        max_batch = int(model_config.get("max_batch_size", 1))
         blank = {
             "images": {},
             "state": np.zeros(self.metadata["state_dim"], np.float32),
