@@ -50,6 +50,9 @@ PEAK_BF16_FLOPS = {
 }
 
 
+MEMORY_HEADROOM = 0.95  # share of a GPU's memory pool a step's buffer plan may fill
+
+
 def peak_flops(device: jax.Device) -> float | None:
     """The device's dense bf16 peak, or None where unknown (CPUs): then no MFU is logged."""
     return next((v for k, v in PEAK_BF16_FLOPS.items() if k in device.device_kind), None)
@@ -194,8 +197,11 @@ class Trainer:
             self._train_step, donate_argnums=0, out_shardings=(self.state_shardings, None)
         )
 
+    def _splits_into(self, n: int) -> bool:
+        return self.config.batch_size % (jax.device_count() * n) == 0
+
     def _check_split(self, n: int) -> None:
-        if self.config.batch_size % (jax.device_count() * n):
+        if not self._splits_into(n):
             raise VlaopsError(
                 f"batch size {self.config.batch_size} does not split into {n} "
                 f"microbatch(es) on each of {jax.device_count()} device(s)"
@@ -393,8 +399,9 @@ class Trainer:
         the count was given, stop with the numbers before a step runs out of memory halfway."""
         cfg = self.config
         limit = self.device_memory
-        if limit is None:
+        if limit is None:  # less a margin for what XLA's plan leaves out (library workspaces)
             limit = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
+            limit = limit and int(limit * MEMORY_HEADROOM)
         while True:
             compiled = self._step_fn.lower(self.state, batch).compile()
             need = step_memory(compiled)
@@ -417,7 +424,7 @@ class Trainer:
                     f"{too_big}: split the batch with --microbatches {n}, or lower --batch-size "
                     f"(now {cfg.batch_size})"
                 )
-            if cfg.batch_size % (jax.device_count() * n):
+            if not self._splits_into(n):
                 raise VlaopsError(f"{too_big}, and batch size {cfg.batch_size} splits no further")
             log.warning("%s: trying %d microbatches", too_big, n)
             self.microbatches = n
