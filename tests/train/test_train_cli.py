@@ -29,11 +29,15 @@ def _debug_args(dataset, ckpt, cache, steps: int, config: str = "debug") -> list
 
 
 @pytest.mark.slow
-def test_debug_training_end_to_end_and_resume(dataset, tmp_path):
+def test_debug_training_end_to_end_and_resume(dataset, tmp_path, capsys):
     ckpt = tmp_path / "run"
     args = _debug_args(dataset, ckpt, tmp_path / "cache", 12)
     assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "train: 100%" in err and "12/12" in err  # the progress bar, on stderr
+    stdout_rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     rows = [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines()]
+    assert stdout_rows == rows  # the same metrics on stdout as in the file
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 12 and sum(losses[-3:]) < sum(losses[:3])
     assert {"grad_norm", "lr", "samples_per_sec", "data_wait_frac"} <= set(rows[0])

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from tqdm import tqdm
 
 from vlaops import storage
 from vlaops.data import prefetch
@@ -327,6 +329,15 @@ class Trainer:
         )
         wait = 0.0
         window_start, window_steps, last = time.perf_counter(), 0, {}
+        bar = tqdm(
+            total=cfg.steps,
+            initial=step,
+            desc="train",
+            unit="step",
+            file=sys.stderr,
+            mininterval=1.0,
+            disable=jax.process_index() != 0,
+        )
         try:
             step_fn = None
             while step < cfg.steps and not self._stop:
@@ -339,6 +350,7 @@ class Trainer:
                 step += 1
                 window_steps += 1
                 wait += t1 - t0
+                bar.update()
                 if step % cfg.log_every == 0 or step == cfg.steps or self._stop:
                     out = jax.device_get(out)
                     elapsed = time.perf_counter() - window_start
@@ -356,6 +368,7 @@ class Trainer:
                             self.flops_per_step * steps_per_sec / self.peak_flops_per_device
                         )
                     self._log(last)
+                    bar.set_postfix(loss=f"{last['loss']:.4f}", refresh=False)
                     window_start, window_steps, wait = time.perf_counter(), 0, 0.0
                 # Validation and checkpoints pause training; keep them out of the throughput window.
                 paused = time.perf_counter()
@@ -366,6 +379,7 @@ class Trainer:
                     self.save()
                 window_start += time.perf_counter() - paused
         finally:
+            bar.close()
             batches.close()  # stops the prefetch threads
         if self.manager.latest_step() != step:  # a finished run re-started has nothing new to save
             self.save()
@@ -434,7 +448,8 @@ class Trainer:
         if jax.process_index() != 0:
             return
         line = json.dumps(m)
-        print(line, flush=True)
+        tqdm.write(line)  # above the progress bar, on stdout
+        sys.stdout.flush()
         if self.metrics_file:
             with open(self.metrics_file, "a") as f:
                 f.write(line + "\n")
