@@ -175,6 +175,15 @@ def test_gcs_in_and_out(tmp_path, bucket):
     assert storage.is_complete(out)
     with storage.as_local_dir(out) as local:
         assert lerobot_io.open_dataset(local, "t/gcs").num_episodes == 2
+    # what `vlaops train` and `vlaops infer --dataset` read: one local copy, made once
+    cache = tmp_path / "cache"
+    copy = lerobot_io.local_copy(out, cache)
+    assert copy.parent == cache and lerobot_io.open_dataset(copy).num_episodes == 2
+    stamp = (copy / "meta/info.json").stat().st_mtime_ns
+    assert lerobot_io.local_copy(out, cache) == copy
+    assert (copy / "meta/info.json").stat().st_mtime_ns == stamp
+    with pytest.raises(VlaopsError, match="datasets/none: not a LeRobot dataset"):
+        lerobot_io.local_copy(storage.join(bucket, "datasets/none"), cache)
 
 
 # ── bad input: one line naming file, key and problem; nothing published ────────────────────────
