@@ -192,7 +192,7 @@ def memory_estimate(
     temporaries it needs — from the step compiled at real shapes with nothing allocated. Runs on
     a CPU (the CPU compiler's plan; a GPU's fuses differently, so treat it as an estimate)."""
     from vlaops.train import sharding
-    from vlaops.train.trainer import step_memory
+    from vlaops.train.metrics import step_memory
 
     trainer = _trainer(train_config, model, per_device_batch, 1, True, microbatches)
     on_mesh = sharding.batch_sharding(trainer.mesh)

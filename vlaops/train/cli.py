@@ -118,7 +118,8 @@ def train(
     from vlaops.model.pi0 import Pi0
     from vlaops.model.tokenizer import ByteTokenizer, Tokenizer
     from vlaops.train import distributed, sharding
-    from vlaops.train.trainer import Trainer, loss_curve_png
+    from vlaops.train.metrics import loss_curve_png
+    from vlaops.train.trainer import Trainer
 
     spec = distributed.initialize()
     cache_dir = cache_dir or Path(tempfile.gettempdir()) / "vlaops-cache"
