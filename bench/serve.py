@@ -11,7 +11,8 @@ sends 3-camera 480×640 observations at concurrency 1, 4 and 16 through: the pol
 client letterboxing frames to the model's input size first (the default), the same sending full
 frames (2.7 MB a camera: what the transfer costs), and openpi's own websocket client (which
 resizes on the robot, as openpi's examples do) through the bridge in front of Triton. Prints p50/p99 latency and requests/s, and the Triton-minus-in-process p99 overhead at
-concurrency 1 (goal ≤ 2 ms). On a shared 2-core machine, run it twice: p99 is noisy.
+concurrency 1 (goal ≤ 2 ms) next to Triton's own floor on the same request (an ``echo`` model
+with pi0's inputs and output that answers at once). On a shared 2-core machine, run it twice: p99 is noisy.
 """
 
 import argparse
@@ -94,8 +95,7 @@ class TritonPythonModel:  # the pi0 model's inputs and output, no model: Triton'
     def execute(self, requests):
         responses = []
         for r in requests:
-            names = [t.name() for t in r.inputs()]
-            arrays = [np.from_dlpack(pb.get_input_tensor_by_name(r, n)) for n in names]
+            arrays = [np.from_dlpack(t) for t in r.inputs()]  # read every input, as pi0's does
             actions = np.zeros((len(arrays[0]), *self.shape), np.float32)
             responses.append(pb.InferenceResponse([pb.Tensor.from_dlpack("actions", actions)]))
         return responses
@@ -147,7 +147,10 @@ def load(make_client, concurrency: int, requests: int) -> tuple[float, float, fl
     )
 
 
-def interleaved(baseline, candidate, requests: int, block: int = 50) -> dict:
+BLOCK = 50  # requests a path runs before the other takes its turn
+
+
+def interleaved(baseline, candidate, requests: int, block: int = BLOCK) -> dict:
     """Concurrency 1, the two paths taking turns in blocks of ``block`` requests: both see the
     same background load over the run (a shared machine drifts by more than the overhead), yet
     neither evicts the other's caches request by request. p50/p99 of each, in ms."""
@@ -160,6 +163,12 @@ def interleaved(baseline, candidate, requests: int, block: int = 50) -> dict:
                 call(obs)
                 times[name].append((time.perf_counter() - t0) * 1e3)
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 99))) for k, v in times.items()}
+
+
+def added(result: dict) -> str:
+    """What the candidate adds over the baseline in an ``interleaved`` result."""
+    (b50, b99), (c50, c99) = result["baseline"], result["candidate"]
+    return f"p99 {c99 - b99:+.1f} ms, p50 {c50 - b50:+.1f} ms"
 
 
 def executions(grpc_url: str) -> tuple[int, int]:
@@ -279,14 +288,12 @@ def main() -> None:
     )
     (b50, b99), (c50, c99) = pair["baseline"], pair["candidate"]
     print(
-        f"interleaved (in-process and Triton gRPC taking turns in blocks of 50, {args.requests} each): in-process "
-        f"{b50:.1f} / {b99:.1f} ms, Triton {c50:.1f} / {c99:.1f} ms (p50 / p99) → "
-        f"overhead p99 {c99 - b99:+.1f} ms, p50 {c50 - b50:+.1f} ms"
+        f"interleaved (in-process and Triton gRPC taking turns in blocks of {BLOCK}, {args.requests} each): in-process "
+        f"{b50:.1f} / {b99:.1f} ms, Triton {c50:.1f} / {c99:.1f} ms (p50 / p99) → overhead {added(pair)}"
     )
-    (b50, b99), (c50, c99) = floor["baseline"], floor["candidate"]
     print(
-        f"Triton's floor (a Python-backend model that answers at once, same request, interleaved "
-        f"with the client's own letterbox + encode): p99 {c99 - b99:+.1f} ms, p50 {c50 - b50:+.1f} ms"
+        "Triton's floor (a Python-backend model that answers at once, same request, interleaved "
+        f"with the client's own letterbox + encode): {added(floor)}"
     )
     print(
         f"Triton throughput, concurrency 16 vs 1: {rows[('Triton gRPC', 16)][2] / rows[('Triton gRPC', 1)][2]:.2f}×"
